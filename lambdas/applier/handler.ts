@@ -1,0 +1,19 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { documentClient, sqsClient } from '../aws-clients';
+import { readApplierConfig } from '../config';
+import { DeadLetterQueue } from '../queue/dead-letter-queue';
+import { TaskStore } from '../store/task-store';
+import { createSqsBatchHandler } from './sqs-batch-handler';
+
+/** Lambda entry point of the status applier. Everything here runs once per cold start. */
+
+const config = readApplierConfig(process.env);
+
+export const handler = createSqsBatchHandler({
+  store: new TaskStore(documentClient(), config.tableName),
+  deadLetters: new DeadLetterQueue(sqsClient(), config.deadLetterQueueUrl),
+  receiveLimit: config.receiveLimit,
+  logger: new Logger({ serviceName: 'subtask-progress-applier' }),
+  metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'applier' }),
+});

@@ -1,0 +1,44 @@
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { type ApplierDependencies, applyBatch, type QueueRecord } from './apply-batch';
+
+/**
+ * The Lambda edge of the applier: SQS event in, partial batch response out. Powertools' batch processor is not
+ * used because it hands records to a handler one by one, and coalescing needs the whole batch at once.
+ */
+
+export interface HandlerDependencies extends Omit<ApplierDependencies, 'log'> {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+function toQueueRecord(record: SQSRecord): QueueRecord {
+  const receiveCount = Number.parseInt(record.attributes.ApproximateReceiveCount, 10);
+  return {
+    messageId: record.messageId,
+    body: record.body,
+    receiveCount: Number.isFinite(receiveCount) ? receiveCount : 1,
+  };
+}
+
+export function createSqsBatchHandler(deps: HandlerDependencies) {
+  const { logger, metrics } = deps;
+  return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
+    logger.addContext(context);
+    const { retry, summary } = await applyBatch(event.Records.map(toQueueRecord), {
+      ...deps,
+      log: logger,
+      applyOptions: { ...deps.applyOptions, remainingTimeMs: () => context.getRemainingTimeInMillis() },
+    });
+    metrics.addMetric('StatusesApplied', MetricUnit.Count, summary.applied);
+    metrics.addMetric('StatusesDuplicate', MetricUnit.Count, summary.duplicate);
+    metrics.addMetric('StatusesStale', MetricUnit.Count, summary.stale);
+    metrics.addMetric('StatusesDeadLettered', MetricUnit.Count, summary.deadLettered);
+    metrics.addMetric('StatusesRetried', MetricUnit.Count, summary.retried);
+    metrics.addMetric('VersionConflicts', MetricUnit.Count, summary.conflicts);
+    metrics.publishStoredMetrics();
+    logger.info('Batch processed', { records: event.Records.length, ...summary });
+    return { batchItemFailures: retry.map((itemIdentifier) => ({ itemIdentifier })) };
+  };
+}

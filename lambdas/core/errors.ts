@@ -1,0 +1,73 @@
+/**
+ * Every failure the service knows by name. `permanent` decides its fate at the edge: a permanent error sends
+ * the message to the dead-letter queue with `code` as its reason, a transient one lets SQS redeliver it.
+ */
+export abstract class ProgressError extends Error {
+  abstract readonly code: string;
+  abstract readonly permanent: boolean;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A message body that is not a valid status message (rule 1). `code` says which check it failed. */
+export class InvalidMessageError extends ProgressError {
+  readonly permanent = true;
+  constructor(
+    readonly code: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The task has no record yet; its initialization may still be in flight (rule 2). */
+export class TaskNotFoundError extends ProgressError {
+  readonly code = 'UNKNOWN_TASK';
+  readonly permanent = false;
+  constructor(readonly taskId: string) {
+    super(`Task '${taskId}' is not initialized`);
+  }
+}
+
+/** The task exists but never had this subtask (rule 3). */
+export class UnknownSubtaskError extends ProgressError {
+  readonly code = 'UNKNOWN_SUBTASK';
+  readonly permanent = true;
+  constructor(
+    readonly taskId: string,
+    readonly subtaskId: string,
+  ) {
+    super(`Unexpected subtask '${subtaskId}': task '${taskId}' has no such subtask`);
+  }
+}
+
+/** An initialize request that can never succeed as written (empty, duplicate or malformed subtask ids, …). */
+export class InvalidInitializeRequestError extends ProgressError {
+  readonly code = 'INVALID_INITIALIZE_REQUEST';
+  readonly permanent = true;
+}
+
+/** The task was already initialized with a different subtask set or job description. */
+export class InitializeConflictError extends ProgressError {
+  readonly code = 'INITIALIZE_CONFLICT';
+  readonly permanent = true;
+  constructor(readonly taskId: string) {
+    super(`Task '${taskId}' is already initialized with a different subtask set`);
+  }
+}
+
+/** The store asked us to slow down (throttling, capacity); retried by SQS redelivery. */
+export class StoreUnavailableError extends ProgressError {
+  readonly code = 'STORE_UNAVAILABLE';
+  readonly permanent = false;
+}
+
+/** Conflicts kept winning until the attempt budget or the Lambda's remaining time ran out. */
+export class RetriesExhaustedError extends ProgressError {
+  readonly code = 'RETRIES_EXHAUSTED';
+  readonly permanent = false;
+}

@@ -1,0 +1,115 @@
+import { applyBatch, type BatchSummary, type Log } from '../../lambdas/applier/apply-batch';
+import type { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
+import type { ApplyToTaskOptions } from '../../lambdas/store/apply-to-task';
+import { sleep } from '../../lambdas/store/backoff';
+import type { TaskStore } from '../../lambdas/store/task-store';
+
+/**
+ * Stands in for SQS and Lambda's event source: `appliers` concurrent loops take batches from one pool of
+ * deliveries and put back whatever a batch reports for retry, as SQS redelivers it after the visibility timeout.
+ */
+
+export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+export interface HarnessOptions {
+  readonly store: TaskStore;
+  readonly deadLetters: DeadLetterQueue;
+  readonly bodies: readonly string[];
+  readonly appliers: number;
+  /** The largest batch one applier takes; each batch takes a random size up to it when `random` is given. */
+  readonly batchSize: number;
+  readonly random?: () => number;
+  readonly applyOptions?: ApplyToTaskOptions;
+  /** Stop after this many batches, so a livelock fails the test instead of hanging it. */
+  readonly maxBatches?: number;
+}
+
+export type HarnessTotals = BatchSummary & { readonly batches: number; readonly deliveries: number };
+
+const ZERO: HarnessTotals = {
+  applied: 0,
+  duplicate: 0,
+  stale: 0,
+  deadLettered: 0,
+  retried: 0,
+  attempts: 0,
+  conflicts: 0,
+  commits: 0,
+  batches: 0,
+  deliveries: 0,
+};
+
+function addTotals(a: HarnessTotals, b: HarnessTotals): HarnessTotals {
+  const sum = { ...a };
+  for (const key of Object.keys(ZERO) as (keyof HarnessTotals)[]) sum[key] = a[key] + b[key];
+  return sum;
+}
+
+export async function runAppliers(options: HarnessOptions): Promise<HarnessTotals> {
+  const pool = options.bodies.map((body, index) => ({ messageId: `m${index}`, body, receiveCount: 0 }));
+  const byId = new Map(pool.map((delivery) => [delivery.messageId, delivery]));
+  const maxBatches = options.maxBatches ?? 100_000;
+  let totals = ZERO;
+  let inFlight = 0;
+
+  const applier = async () => {
+    while (totals.batches < maxBatches) {
+      if (pool.length === 0) {
+        // Another applier's batch may still hand deliveries back for retry.
+        if (inFlight === 0) return;
+        await sleep(2);
+        continue;
+      }
+      inFlight++;
+      try {
+        const size = options.random
+          ? 1 + Math.floor(options.random() * options.batchSize)
+          : options.batchSize;
+        const batch = pool
+          .splice(0, size)
+          .map((delivery) => ({ ...delivery, receiveCount: delivery.receiveCount + 1 }));
+        for (const delivery of batch) byId.set(delivery.messageId, delivery);
+        const { retry, summary } = await applyBatch(batch, {
+          store: options.store,
+          deadLetters: options.deadLetters,
+          log: SILENT_LOG,
+          receiveLimit: Number.POSITIVE_INFINITY,
+          ...(options.applyOptions ? { applyOptions: options.applyOptions } : {}),
+        });
+        for (const messageId of retry) {
+          const delivery = byId.get(messageId);
+          if (delivery !== undefined) pool.push(delivery);
+        }
+        totals = addTotals(totals, { ...summary, batches: 1, deliveries: batch.length });
+      } finally {
+        inFlight--;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: options.appliers }, applier));
+  if (pool.length > 0) throw new Error(`${pool.length} deliveries still pending after ${maxBatches} batches`);
+  return totals;
+}
+
+/** A small seeded generator, so a property test's shuffles replay from fast-check's seed. */
+export function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+export function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const result = [...items];
+  for (let index = result.length - 1; index > 0; index--) {
+    const other = Math.floor(random() * (index + 1));
+    const item = result[index] as T;
+    result[index] = result[other] as T;
+    result[other] = item;
+  }
+  return result;
+}

@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { inject } from 'vitest';
+import { documentClient } from '../../lambdas/aws-clients';
+import { TaskStore } from '../../lambdas/store/task-store';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
+import { createStatusQueues, createTaskTable, type StatusQueues } from '../../local/resources';
+
+/** Clients and fresh resources on the emulators the global setup started. */
+
+export function dynamoClient(): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint: inject('dynamoEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+}
+
+export function sqsClient(): SQSClient {
+  return new SQSClient({
+    endpoint: inject('sqsEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+}
+
+export function uniqueName(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+export interface TestTable {
+  readonly tableName: string;
+  readonly client: DynamoDBClient;
+  readonly store: TaskStore;
+}
+
+/** A new, empty task table; tests never share one, so they can run in parallel. */
+export async function newTaskTable(client: DynamoDBClient = dynamoClient()): Promise<TestTable> {
+  const tableName = uniqueName('tasks');
+  await createTaskTable(client, tableName);
+  return { tableName, client, store: new TaskStore(documentClient(client), tableName) };
+}
+
+export interface TestQueues extends StatusQueues {
+  readonly client: SQSClient;
+}
+
+export async function newStatusQueues(client: SQSClient = sqsClient()): Promise<TestQueues> {
+  return { client, ...(await createStatusQueues(client, uniqueName('statuses'))) };
+}
+
+/**
+ * Receives from a queue until `expected` messages came or `rounds` long polls of a second found nothing more.
+ * To show that a message is absent, ask for more than can come and accept the wait of `rounds` seconds.
+ */
+export async function receiveAll(
+  client: SQSClient,
+  queueUrl: string,
+  expected: number,
+  rounds = 3,
+): Promise<Message[]> {
+  const messages: Message[] = [];
+  for (let idle = 0; idle < rounds && messages.length < expected; ) {
+    const { Messages } = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 1,
+        MessageAttributeNames: ['All'],
+        AttributeNames: ['All'],
+      }),
+    );
+    messages.push(...(Messages ?? []));
+    idle = Messages === undefined || Messages.length === 0 ? idle + 1 : 0;
+  }
+  return messages;
+}
