@@ -14,7 +14,11 @@ const applierSchema = z.object({
   [ENVIRONMENT.receiveLimit]: z.coerce.number().int().min(1).max(1000),
 });
 
-const apiSchema = z.object({ [ENVIRONMENT.tableName]: nonEmpty });
+const apiSchema = z.object({
+  [ENVIRONMENT.tableName]: nonEmpty,
+  // Signs subtask listing cursors; long enough that it cannot be guessed.
+  [ENVIRONMENT.cursorKey]: z.string().min(32),
+});
 
 export interface ApplierConfig {
   readonly tableName: string;
@@ -24,6 +28,7 @@ export interface ApplierConfig {
 
 export interface ApiConfig {
   readonly tableName: string;
+  readonly cursorKey: string;
 }
 
 type Environment = Readonly<Record<string, string | undefined>>;
@@ -49,5 +54,6 @@ export function readApplierConfig(env: Environment): ApplierConfig {
 }
 
 export function readApiConfig(env: Environment): ApiConfig {
-  return { tableName: parse(apiSchema, env)[ENVIRONMENT.tableName] };
+  const values = parse(apiSchema, env);
+  return { tableName: values[ENVIRONMENT.tableName], cursorKey: values[ENVIRONMENT.cursorKey] };
 }

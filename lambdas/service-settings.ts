@@ -35,4 +35,6 @@ export const ENVIRONMENT = {
   tableName: 'TABLE_NAME',
   deadLetterQueueUrl: 'DEAD_LETTER_QUEUE_URL',
   receiveLimit: 'RECEIVE_LIMIT',
+  /** The progress API's key for signing listing cursors (at least 32 characters). */
+  cursorKey: 'CURSOR_KEY',
 } as const;

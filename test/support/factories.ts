@@ -1,4 +1,4 @@
-import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import type { QueueRecord } from '../../lambdas/applier/apply-batch';
 import { statusMessageBody } from '../../lambdas/core/status-message';
 import {
@@ -83,5 +83,39 @@ export function lambdaContext(remainingMs = 30_000): Context {
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,
+  };
+}
+
+export interface ApiRequest {
+  readonly routeKey: string;
+  readonly taskId?: string;
+  readonly query?: Record<string, string>;
+  readonly headers?: Record<string, string>;
+}
+
+/** An API Gateway HTTP API (payload 2.0) event as the progress API receives it. */
+export function apiEvent({ routeKey, taskId, query, headers = {} }: ApiRequest): APIGatewayProxyEventV2 {
+  const rawPath = routeKey.split(' ')[1]?.replace('{task_id}', encodeURIComponent(taskId ?? '')) ?? '/';
+  return {
+    version: '2.0',
+    routeKey,
+    rawPath,
+    rawQueryString: new URLSearchParams(query).toString(),
+    headers,
+    ...(query === undefined ? {} : { queryStringParameters: query }),
+    ...(taskId === undefined ? {} : { pathParameters: { task_id: taskId } }),
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'api',
+      domainName: 'localhost',
+      domainPrefix: 'localhost',
+      http: { method: 'GET', path: rawPath, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      requestId: 'request-1',
+      routeKey,
+      stage: '$default',
+      time: '01/Jan/2026:00:00:00 +0000',
+      timeEpoch: T0,
+    },
   };
 }
