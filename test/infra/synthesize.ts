@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import { App, CfnElement, type Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { IConstruct } from 'constructs';
+import { z } from 'zod';
+import type { SubtaskProgress, SubtaskProgressProps } from '../../cdk/subtask-progress';
+import { SubtaskProgressStack } from '../../cdk/subtask-progress-stack';
+
+/** The feature flags `cdk synth` runs with, so the tests see the template the CLI produces. */
+const FEATURE_FLAGS = z
+  .object({ context: z.record(z.string(), z.unknown()) })
+  .parse(JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'))).context;
+
+export interface TestAppOptions {
+  /**
+   * Bundle the Lambda code with esbuild and run CDK's built-in template validation, as `cdk synth` does.
+   * Both cost seconds; only the test about the deployable assembly needs them.
+   */
+  readonly bundle?: boolean;
+}
+
+export function testApp({ bundle = false }: TestAppOptions = {}): App {
+  return new App({
+    context: bundle ? FEATURE_FLAGS : { ...FEATURE_FLAGS, 'aws:cdk:bundling-stacks': [] },
+    builtinCloudFormationValidation: bundle,
+  });
+}
+
+export interface Synthesized {
+  readonly app: App;
+  readonly stack: SubtaskProgressStack;
+  readonly progress: SubtaskProgress;
+  readonly template: Template;
+}
+
+/**
+ * Builds the stack with the given props; `extend` may add callers (roles, topics) to the same stack before
+ * the template is synthesized.
+ */
+export function synthesize(
+  props: SubtaskProgressProps = {},
+  extend?: (stack: SubtaskProgressStack, progress: SubtaskProgress) => void,
+): Synthesized {
+  const app = testApp();
+  const stack = new SubtaskProgressStack(app, 'Test', { progress: props });
+  extend?.(stack, stack.progress);
+  return { app, stack, progress: stack.progress, template: Template.fromStack(stack) };
+}
+
+/** Logical ID of a construct's CloudFormation resource, e.g. to match a `Ref` or `Fn::GetAtt`. */
+export function logicalId(stack: Stack, construct: IConstruct): string {
+  const resource = construct.node.defaultChild;
+  if (!CfnElement.isCfnElement(resource)) {
+    throw new Error(`${construct.node.path} has no CloudFormation resource`);
+  }
+  return stack.getLogicalId(resource);
+}
+
+/** Logical ID of the execution role of a function. */
+export function functionRoleId(stack: Stack, fn: lambda.IFunction): string {
+  if (!fn.role) {
+    throw new Error(`${fn.node.path} has no execution role`);
+  }
+  return logicalId(stack, fn.role);
+}
+
+const statementSchema = z.looseObject({
+  Effect: z.enum(['Allow', 'Deny']),
+  Action: z.union([z.string(), z.array(z.string())]),
+  Resource: z.unknown(),
+});
+export type Statement = z.infer<typeof statementSchema>;
+
+const policySchema = z.looseObject({
+  Properties: z.looseObject({
+    PolicyDocument: z.looseObject({ Statement: z.array(statementSchema) }),
+    Roles: z.array(z.unknown()).optional(),
+  }),
+});
+
+/** Every identity-policy statement in the template, with the roles it is attached to. */
+export function identityStatements(template: Template): { roles: unknown[]; statement: Statement }[] {
+  return Object.values(template.findResources('AWS::IAM::Policy')).flatMap((resource) => {
+    const policy = policySchema.parse(resource);
+    return policy.Properties.PolicyDocument.Statement.map((statement) => ({
+      roles: policy.Properties.Roles ?? [],
+      statement,
+    }));
+  });
+}
+
+/** The statements attached to one role, through any of its policies. */
+export function statementsOf(template: Template, roleId: string): Statement[] {
+  return identityStatements(template)
+    .filter(({ roles }) => roles.some((role) => JSON.stringify(role) === JSON.stringify({ Ref: roleId })))
+    .map(({ statement }) => statement);
+}
+
+export function actionsOf(statements: Statement[], prefix = ''): string[] {
+  const actions = statements.flatMap((statement) =>
+    typeof statement.Action === 'string' ? [statement.Action] : statement.Action,
+  );
+  return [...new Set(actions.filter((action) => action.startsWith(prefix)))].sort();
+}
+
+export function resourcesOf(statements: Statement[]): unknown[] {
+  return statements.flatMap((statement) =>
+    Array.isArray(statement.Resource) ? statement.Resource : [statement.Resource],
+  );
+}
