@@ -1,0 +1,236 @@
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { idSchema } from '../../lambdas/core/identifiers';
+import { createSubtaskStatus, SUBTASK_STATES, type SubtaskStatus } from '../../lambdas/core/subtask-status';
+import { numberedSubtaskIds } from '../subtask-ids';
+
+/** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
+
+export const COMMANDS = ['init', 'send', 'status', 'watch'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+export type Command =
+  | { readonly kind: 'help'; readonly topic?: CommandName }
+  | {
+      readonly kind: 'init';
+      readonly taskId: string;
+      readonly actionName: string;
+      readonly total: number;
+      readonly subtaskIds: readonly string[];
+    }
+  | { readonly kind: 'send'; readonly taskId: string; readonly status: SubtaskStatus }
+  | { readonly kind: 'status'; readonly taskId: string; readonly json: boolean }
+  | { readonly kind: 'watch'; readonly taskId: string; readonly intervalMs: number };
+
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: CommandName,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+export const DEFAULT_WATCH_INTERVAL_MS = 1_000;
+const MAX_SUBTASKS = 100_000;
+
+const required = (what: string) => ({
+  error: (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `must be ${what}`),
+});
+const wholeNumber = z
+  .string(required('a whole number'))
+  .regex(/^\d+$/, 'must be a whole number')
+  .transform(Number)
+  .pipe(z.number().max(Number.MAX_SAFE_INTEGER, 'is too large'));
+const countOption = wholeNumber.default(0);
+const taskId = z.string(required('an id')).pipe(idSchema);
+
+const initSchema = z
+  .object({
+    task_id: taskId,
+    action: z.string(required('a verb')).min(1, 'must not be empty').max(256, 'is too long'),
+    total: wholeNumber,
+    subtasks: z.string().optional(),
+    'subtask-count': wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(MAX_SUBTASKS)).optional(),
+    prefix: idSchema.optional(),
+  })
+  .superRefine((value, context) => {
+    if ((value.subtasks === undefined) === (value['subtask-count'] === undefined)) {
+      context.addIssue({ code: 'custom', path: [], message: 'give either --subtasks or --subtask-count' });
+    }
+    if (value.prefix !== undefined && value['subtask-count'] === undefined) {
+      context.addIssue({ code: 'custom', path: ['prefix'], message: 'only goes with --subtask-count' });
+    }
+  });
+
+const sendSchema = z.object({
+  task_id: taskId,
+  subtask_id: taskId,
+  state: z.enum(SUBTASK_STATES, { error: `must be one of ${SUBTASK_STATES.join(', ')}` }),
+  succeeded: countOption,
+  failed: countOption,
+  skipped: countOption,
+  'retried-nomax': countOption,
+  'retried-withmax': countOption,
+});
+
+const statusSchema = z.object({ task_id: taskId, json: z.boolean().default(false) });
+
+const watchSchema = z.object({
+  task_id: taskId,
+  interval: wholeNumber
+    .pipe(z.number().min(100, 'must be at least 100 (ms)'))
+    .default(DEFAULT_WATCH_INTERVAL_MS),
+});
+
+const POSITIONALS: Record<CommandName, readonly string[]> = {
+  init: ['task_id'],
+  send: ['task_id', 'subtask_id'],
+  status: ['task_id'],
+  watch: ['task_id'],
+};
+
+const OPTIONS = {
+  init: {
+    action: { type: 'string' },
+    total: { type: 'string' },
+    subtasks: { type: 'string' },
+    'subtask-count': { type: 'string' },
+    prefix: { type: 'string' },
+  },
+  send: {
+    state: { type: 'string' },
+    succeeded: { type: 'string' },
+    failed: { type: 'string' },
+    skipped: { type: 'string' },
+    'retried-nomax': { type: 'string' },
+    'retried-withmax': { type: 'string' },
+  },
+  status: { json: { type: 'boolean' } },
+  watch: { interval: { type: 'string' } },
+} as const;
+
+function isCommand(value: string | undefined): value is CommandName {
+  return (COMMANDS as readonly (string | undefined)[]).includes(value);
+}
+
+/** The command's options and positionals as one object, keyed by option and positional names. */
+function readArguments(command: CommandName, args: readonly string[]): Record<string, unknown> | 'help' {
+  let parsed: { values: Record<string, unknown>; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args: [...args],
+      options: { ...OPTIONS[command], help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error), command);
+  }
+  if (parsed.values.help === true) return 'help';
+  const names = POSITIONALS[command];
+  if (parsed.positionals.length > names.length) {
+    throw new UsageError(`unexpected argument '${parsed.positionals[names.length]}'`, command);
+  }
+  const positionals = Object.fromEntries(names.map((name, index) => [name, parsed.positionals[index]]));
+  return { ...parsed.values, ...positionals };
+}
+
+function validate<T extends z.ZodType>(command: CommandName, schema: T, input: unknown): z.output<T> {
+  const result = schema.safeParse(input);
+  if (result.success) return result.data;
+  const issue = result.error.issues[0];
+  const key = issue?.path[0];
+  const label = typeof key !== 'string' ? '' : POSITIONALS[command].includes(key) ? `<${key}> ` : `--${key} `;
+  throw new UsageError(`${label}${issue?.message ?? 'invalid arguments'}`, command);
+}
+
+function subtaskList(list: string, command: CommandName): string[] {
+  const ids = list.split(',').map((id) => id.trim());
+  const bad = ids.find((id) => !idSchema.safeParse(id).success);
+  if (bad !== undefined) throw new UsageError(`--subtasks: '${bad}' is not a valid subtask id`, command);
+  return ids;
+}
+
+/** `argv` without the node and script paths. */
+export function parseCommandLine(argv: readonly string[]): Command {
+  const [first, ...rest] = argv;
+  if (first === undefined) throw new UsageError('a command is required');
+  if (first === '--help' || first === '-h') return { kind: 'help' };
+  if (first === 'help') {
+    const topic = rest[0];
+    return isCommand(topic) ? { kind: 'help', topic } : { kind: 'help' };
+  }
+  if (!isCommand(first)) throw new UsageError(`unknown command '${first}'`);
+  const input = readArguments(first, rest);
+  if (input === 'help') return { kind: 'help', topic: first };
+
+  switch (first) {
+    case 'init': {
+      const args = validate(first, initSchema, input);
+      const count = args['subtask-count'];
+      return {
+        kind: 'init',
+        taskId: args.task_id,
+        actionName: args.action,
+        total: args.total,
+        subtaskIds:
+          count === undefined
+            ? subtaskList(args.subtasks ?? '', first)
+            : numberedSubtaskIds(count, args.prefix),
+      };
+    }
+    case 'send': {
+      const args = validate(first, sendSchema, input);
+      return {
+        kind: 'send',
+        taskId: args.task_id,
+        status: createSubtaskStatus(args.subtask_id, {
+          state: args.state,
+          succeeded: args.succeeded,
+          failed: args.failed,
+          skipped: args.skipped,
+          retried_nomax: args['retried-nomax'],
+          retried_withmax: args['retried-withmax'],
+        }),
+      };
+    }
+    case 'status': {
+      const args = validate(first, statusSchema, input);
+      return { kind: 'status', taskId: args.task_id, json: args.json };
+    }
+    case 'watch': {
+      const args = validate(first, watchSchema, input);
+      return { kind: 'watch', taskId: args.task_id, intervalMs: args.interval };
+    }
+  }
+}
+
+const COMMAND_USAGE: Record<CommandName, string> = {
+  init: `init <task_id> --action VERB --total N (--subtasks a,b,c | --subtask-count N [--prefix sub])
+      Create a task whose subtasks all start QUEUING. VERB names what happens to an item ("emailed"),
+      N items in all. Running it again with the same arguments changes nothing.`,
+  send: `send <task_id> <subtask_id> --state STATE [--succeeded N] [--failed N] [--skipped N]
+       [--retried-nomax N] [--retried-withmax N]
+      Queue one cumulative status of a subtask (attempted = succeeded + failed). STATE is one of
+      ${SUBTASK_STATES.join(', ')}.`,
+  status: `status <task_id> [--json]
+      Show a task's progress; --json prints the API's answer as it is.`,
+  watch: `watch <task_id> [--interval MS]
+      Follow a task with a live progress bar until it ends (polls every MS ms, default ${DEFAULT_WATCH_INTERVAL_MS}).`,
+};
+
+export function usage(topic?: CommandName): string {
+  const commands = topic === undefined ? COMMANDS : [topic];
+  return `Usage: subtask-progress <command> [options]
+
+${commands.map((command) => `  ${COMMAND_USAGE[command]}`).join('\n\n')}
+
+Settings come from the environment, as \`npm start\` prints them:
+  SUBTASK_PROGRESS_TABLE (init), SUBTASK_PROGRESS_QUEUE_URL (send), SUBTASK_PROGRESS_API_URL (status, watch),
+  and AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS and credentials as for any AWS SDK.
+  Requests to an API that is not on loopback are signed with SigV4 (the deployed API uses IAM auth).
+
+Exit codes: 0 done, 1 failed (unreachable service, unknown task, ...), 2 bad arguments.`;
+}

@@ -1,0 +1,38 @@
+import type { Progress } from '../progress-api';
+
+/** How the CLI shows a task's progress to a person. */
+
+/** `45 s`, `3 min 05 s`, `2 h 04 min`: precise enough for an operator, short enough for a bar. */
+export function formatDuration(ms: number): string {
+  const seconds = Math.round(ms / 1000);
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${String(seconds % 60).padStart(2, '0')} s`;
+  return `${Math.floor(minutes / 60)} h ${String(minutes % 60).padStart(2, '0')} min`;
+}
+
+function stateLine(progress: Progress): string {
+  if (progress.in_progress) return `${progress.task_state} (running)`;
+  return `${progress.task_state} (finished${progress.succeeded ? ', every item succeeded' : ''})`;
+}
+
+/** A few lines a person can read at a glance; `--json` is for scripts. */
+export function progressSummary(progress: Progress): string {
+  const items = progress.task_progress;
+  const subtasks = progress.subtasks;
+  const updated = progress.updated_at === undefined ? '' : `, updated ${progress.updated_at}`;
+  return [
+    `Task ${progress.task_id}: ${stateLine(progress)}`,
+    `  ${progress.message}`,
+    `  items     ${items.attempted} attempted: ${items.succeeded} succeeded, ${items.failed} failed; ` +
+      `${items.skipped} skipped; ${items.total} in all`,
+    `  subtasks  ${subtasks.total}: ${subtasks.succeeded} succeeded, ${subtasks.failed} failed, ` +
+      `${subtasks.remaining} remaining`,
+    `  version ${progress.version}, ran ${formatDuration(items.duration_ms)}${updated}`,
+  ].join('\n');
+}
+
+/** The one line `watch` ends with. */
+export function finalLine(progress: Progress): string {
+  return `Task ${progress.task_id} ended ${progress.task_state}: ${progress.message}`;
+}

@@ -1,0 +1,334 @@
+import { randomUUID } from 'node:crypto';
+import {
+  DeleteMessageBatchCommand,
+  type Message,
+  type MessageAttributeValue,
+  ReceiveMessageCommand,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
+import { z } from 'zod';
+import { APPLIER } from '../lambdas/service-settings';
+
+/**
+ * Stands in for Lambda's SQS event source mapping: long-polls the queue, gathers a batch within the batching
+ * window, invokes the function with a real-shaped `SQSEvent`, deletes what succeeded and leaves the rest to the
+ * queue. Redelivery after the visibility timeout and the redrive to the dead-letter queue are the queue's own
+ * doing, exactly as in AWS: the poller never re-queues anything itself.
+ */
+
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
+
+export interface BatchReport {
+  readonly records: number;
+  /** Records deleted from the queue: the handler is done with them. */
+  readonly deleted: number;
+  /** Records left on the queue for SQS to deliver again after the visibility timeout. */
+  readonly redelivered: number;
+  readonly durationMs: number;
+  /** Why the whole batch was left on the queue (the handler threw, timed out or answered nonsense). */
+  readonly failure?: string;
+}
+
+export interface EventSourcePollerOptions {
+  readonly sqs: SQSClient;
+  readonly queueUrl: string;
+  /** Goes into each record's `eventSourceARN`. */
+  readonly queueArn: string;
+  readonly region: string;
+  readonly handler: SqsHandler;
+  /** @default APPLIER.batchSize */
+  readonly batchSize?: number;
+  /** @default APPLIER.maxBatchingWindowSeconds × 1000 */
+  readonly batchingWindowMs?: number;
+  /** The function's timeout: `getRemainingTimeInMillis` counts down from it. @default APPLIER.timeoutSeconds × 1000 */
+  readonly timeoutMs?: number;
+  /** Concurrent polling loops, like the several pollers Lambda runs per event source. @default 2 */
+  readonly concurrency?: number;
+  /** @default 'subtask-progress-applier' */
+  readonly functionName?: string;
+  readonly onBatch?: (report: BatchReport) => void;
+  /** Receive or delete calls that failed; the loop backs off and goes on. */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface EventSourcePoller {
+  /** Lets every loop finish the batch it holds, then resolves. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** ReceiveMessage and DeleteMessageBatch both take at most 10 messages. */
+const SQS_BATCH_LIMIT = 10;
+/** Long-poll wait while idle: short enough that `stop()` never waits long for a receive to return. */
+const IDLE_WAIT_SECONDS = 1;
+/** Pause between short polls near the end of a batching window, so they do not spin. */
+const SHORT_POLL_PAUSE_MS = 50;
+const ERROR_BACKOFF_MS = 1_000;
+const ACCOUNT_ID = '000000000000';
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The fields SQS always returns for a received message, checked rather than assumed. */
+const receivedSchema = z.object({
+  MessageId: z.string().min(1),
+  ReceiptHandle: z.string().min(1),
+  Body: z.string(),
+  MD5OfBody: z.string().default(''),
+  MD5OfMessageAttributes: z.string().optional(),
+  Attributes: z
+    .object({
+      ApproximateReceiveCount: z.string().default('1'),
+      SentTimestamp: z.string().default('0'),
+      SenderId: z.string().default(ACCOUNT_ID),
+      ApproximateFirstReceiveTimestamp: z.string().default('0'),
+      AWSTraceHeader: z.string().optional(),
+      SequenceNumber: z.string().optional(),
+      MessageGroupId: z.string().optional(),
+      MessageDeduplicationId: z.string().optional(),
+      DeadLetterQueueSourceArn: z.string().optional(),
+    })
+    .default({
+      ApproximateReceiveCount: '1',
+      SentTimestamp: '0',
+      SenderId: ACCOUNT_ID,
+      ApproximateFirstReceiveTimestamp: '0',
+    }),
+});
+
+/**
+ * What Lambda accepts back from an SQS function. An empty or null response means "all succeeded"; an identifier
+ * that is empty or not in the batch makes Lambda treat the whole batch as failed, and so do we.
+ */
+const batchResponseSchema = z
+  .object({
+    batchItemFailures: z
+      .array(z.object({ itemIdentifier: z.string().min(1) }))
+      .nullish()
+      .transform((failures) => failures ?? []),
+  })
+  .nullish()
+  .transform((response) => response?.batchItemFailures ?? []);
+
+function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
+}
+
+/** Message attributes as Lambda spells them: camelCase, binaries base64-encoded. */
+function lambdaAttributes(
+  attributes: Record<string, MessageAttributeValue> | undefined,
+): SQSMessageAttributes {
+  const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+  return Object.fromEntries(
+    Object.entries(attributes ?? {}).map(([name, value]) => [
+      name,
+      withoutUndefined({
+        dataType: value.DataType ?? 'String',
+        stringValue: value.StringValue,
+        binaryValue: value.BinaryValue === undefined ? undefined : base64(value.BinaryValue),
+        stringListValues: value.StringListValues ?? [],
+        binaryListValues: (value.BinaryListValues ?? []).map(base64),
+      }),
+    ]),
+  );
+}
+
+function toRecord(message: Message, queueArn: string, region: string): SQSRecord {
+  const received = receivedSchema.parse(message);
+  return withoutUndefined({
+    messageId: received.MessageId,
+    receiptHandle: received.ReceiptHandle,
+    body: received.Body,
+    attributes: withoutUndefined(received.Attributes),
+    messageAttributes: lambdaAttributes(message.MessageAttributes),
+    md5OfBody: received.MD5OfBody,
+    md5OfMessageAttributes: received.MD5OfMessageAttributes,
+    eventSource: 'aws:sqs',
+    eventSourceARN: queueArn,
+    awsRegion: region,
+  });
+}
+
+function lambdaContext(functionName: string, region: string, deadline: number): Context {
+  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${functionName}`,
+    memoryLimitInMB: String(APPLIER.memoryMiB),
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `${day}/[$LATEST]${randomUUID().replaceAll('-', '')}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    // Deprecated callback-style completion; an async handler never calls them.
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+}
+
+class InvocationTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
+    this.name = 'InvocationTimeoutError';
+  }
+}
+
+export function startEventSourcePoller(options: EventSourcePollerOptions): EventSourcePoller {
+  const { sqs, queueUrl, handler } = options;
+  const batchSize = options.batchSize ?? APPLIER.batchSize;
+  const windowMs = options.batchingWindowMs ?? APPLIER.maxBatchingWindowSeconds * 1000;
+  const timeoutMs = options.timeoutMs ?? APPLIER.timeoutSeconds * 1000;
+  const functionName = options.functionName ?? 'subtask-progress-applier';
+  const onError = options.onError ?? (() => undefined);
+  let stopping = false;
+  // Invocations that outlived their timeout: Lambda would have frozen them; here they run on, and stop() waits.
+  const overrun = new Set<Promise<unknown>>();
+
+  async function receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
+    const { Messages } = await sqs.send(
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: maxMessages,
+        WaitTimeSeconds: waitSeconds,
+        MessageSystemAttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
+      }),
+    );
+    return Messages ?? [];
+  }
+
+  /**
+   * Up to `batchSize` messages: waits (long polling) for a first one, then keeps gathering until the batch is
+   * full or the batching window that the first one opened has closed. Returns early, with what it holds, on stop.
+   */
+  async function gather(): Promise<Message[]> {
+    const messages: Message[] = [];
+    let windowEnd: number | undefined;
+    while (messages.length < batchSize && !stopping) {
+      const left = windowEnd === undefined ? undefined : windowEnd - Date.now();
+      if (left !== undefined && left <= 0) break;
+      // WaitTimeSeconds is whole seconds: long-poll only while a whole second of the window is left.
+      const waitSeconds = left === undefined ? IDLE_WAIT_SECONDS : Math.floor(left / 1000);
+      let received: Message[];
+      try {
+        received = await receive(Math.min(SQS_BATCH_LIMIT, batchSize - messages.length), waitSeconds);
+      } catch (error) {
+        // Messages in hand are invisible to everyone else until the visibility timeout: process them now.
+        if (messages.length === 0) throw error;
+        onError(error);
+        break;
+      }
+      messages.push(...received);
+      if (windowEnd === undefined && messages.length > 0) windowEnd = Date.now() + windowMs;
+      if (received.length === 0 && waitSeconds === 0 && left !== undefined) {
+        await sleep(Math.min(SHORT_POLL_PAUSE_MS, left));
+      }
+    }
+    return messages;
+  }
+
+  async function invoke(event: SQSEvent): Promise<string[]> {
+    const deadline = Date.now() + timeoutMs;
+    const invocation = handler(event, lambdaContext(functionName, options.region, deadline));
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new InvocationTimeoutError(timeoutMs)), timeoutMs);
+    });
+    try {
+      const response = await Promise.race([invocation, timeout]);
+      const failures = batchResponseSchema.parse(response).map((failure) => failure.itemIdentifier);
+      const inBatch = new Set(event.Records.map((record) => record.messageId));
+      const unknown = failures.find((id) => !inBatch.has(id));
+      if (unknown !== undefined) throw new Error(`batchItemFailures names '${unknown}', not in the batch`);
+      return failures;
+    } catch (error) {
+      if (error instanceof InvocationTimeoutError) {
+        const settled = invocation.catch(() => undefined).finally(() => overrun.delete(settled));
+        overrun.add(settled);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Deletes the given records; one that fails to delete is simply delivered again, which is harmless. */
+  async function deleteRecords(records: readonly SQSRecord[]): Promise<number> {
+    let deleted = 0;
+    for (let start = 0; start < records.length; start += SQS_BATCH_LIMIT) {
+      const chunk = records.slice(start, start + SQS_BATCH_LIMIT);
+      try {
+        const { Successful, Failed } = await sqs.send(
+          new DeleteMessageBatchCommand({
+            QueueUrl: queueUrl,
+            Entries: chunk.map((record, index) => ({
+              Id: String(index),
+              ReceiptHandle: record.receiptHandle,
+            })),
+          }),
+        );
+        deleted += Successful?.length ?? 0;
+        if (Failed !== undefined && Failed.length > 0) {
+          onError(new Error(`DeleteMessageBatch failed for ${Failed.length} records: ${Failed[0]?.Message}`));
+        }
+      } catch (error) {
+        onError(error);
+      }
+    }
+    return deleted;
+  }
+
+  async function processBatch(messages: readonly Message[]): Promise<void> {
+    const started = Date.now();
+    const event: SQSEvent = {
+      Records: messages.map((message) => toRecord(message, options.queueArn, options.region)),
+    };
+    let failure: string | undefined;
+    let retry = new Set<string>();
+    try {
+      retry = new Set(await invoke(event));
+    } catch (error) {
+      // A thrown error, a timeout or an invalid response fails the whole batch: nothing is deleted.
+      failure = describe(error);
+      retry = new Set(event.Records.map((record) => record.messageId));
+    }
+    const done = event.Records.filter((record) => !retry.has(record.messageId));
+    const deleted = await deleteRecords(done);
+    options.onBatch?.({
+      records: event.Records.length,
+      deleted,
+      redelivered: event.Records.length - deleted,
+      durationMs: Date.now() - started,
+      ...(failure === undefined ? {} : { failure }),
+    });
+  }
+
+  async function loop(): Promise<void> {
+    while (!stopping) {
+      try {
+        const messages = await gather();
+        if (messages.length > 0) await processBatch(messages);
+      } catch (error) {
+        onError(error);
+        if (!stopping) await sleep(ERROR_BACKOFF_MS);
+      }
+    }
+  }
+
+  const loops = Array.from({ length: options.concurrency ?? 2 }, loop);
+  let stopped: Promise<void> | undefined;
+  return {
+    stop() {
+      stopping = true;
+      stopped ??= Promise.all(loops).then(async () => {
+        await Promise.all(overrun);
+      });
+      return stopped;
+    },
+  };
+}

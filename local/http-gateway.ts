@@ -1,0 +1,269 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import { z } from 'zod';
+import { matchRoute, ROUTES } from '../lambdas/api/routes';
+
+/**
+ * Stands in for API Gateway's HTTP API in front of the progress API function: each request becomes a payload
+ * format 2.0 event, routed with the same route table the CDK stack declares, and the function's structured
+ * result becomes the response. Authorization is not emulated: the local API is open on loopback only.
+ */
+
+export type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+
+export interface HttpGatewayOptions {
+  readonly handler: ApiHandler;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** Called with whatever the handler threw or returned malformed; the client only sees a plain 500. */
+  readonly onError?: (error: unknown) => void;
+}
+
+export interface RunningHttpGateway {
+  /** Base URL, e.g. `http://127.0.0.1:3000`. */
+  readonly url: string;
+  readonly port: number;
+  /** Waits for requests in flight, then closes every connection. Idempotent. */
+  stop(): Promise<void>;
+}
+
+const HOST = '127.0.0.1';
+/** Request bodies mean nothing to a GET API; they are read and discarded, and refused past this size. */
+const MAX_BODY_BYTES = 1024 * 1024;
+const STAGE = '$default';
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** The routes' distinct methods, so a path can be told apart from a method it does not take. */
+const ROUTE_METHODS = [...new Set(Object.values(ROUTES).map((routeKey) => routeKey.split(' ')[0] ?? ''))];
+
+/** A function result is untrusted input to the gateway: API Gateway answers 500 to a malformed one, and so do we. */
+const resultSchema = z.object({
+  statusCode: z.int().min(100).max(599),
+  headers: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  cookies: z.array(z.string()).optional(),
+  body: z.string().optional(),
+  isBase64Encoded: z.boolean().optional(),
+});
+
+type GatewayResult = z.infer<typeof resultSchema>;
+
+function jsonResult(statusCode: number, error: string, message: string, headers = {}): GatewayResult {
+  return {
+    statusCode,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+    body: JSON.stringify({ error, message }),
+  };
+}
+
+/** Same length and alphabet as API Gateway's request ids (`JKJaXmPLvHcESHA=`). */
+function newRequestId(): string {
+  return randomBytes(11).toString('base64');
+}
+
+/** `12/Mar/2020:19:03:58 +0000`, the form of `requestContext.time`. */
+function requestTime(date: Date): string {
+  const two = (value: number) => String(value).padStart(2, '0');
+  return (
+    `${two(date.getUTCDate())}/${MONTHS[date.getUTCMonth()]}/${date.getUTCFullYear()}:` +
+    `${two(date.getUTCHours())}:${two(date.getUTCMinutes())}:${two(date.getUTCSeconds())} +0000`
+  );
+}
+
+/** API Gateway joins repeated query keys with commas; values arrive URL-decoded. */
+function queryParameters(rawQueryString: string): Record<string, string> | undefined {
+  if (rawQueryString.length === 0) return undefined;
+  const joined = new Map<string, string[]>();
+  for (const [key, value] of new URLSearchParams(rawQueryString)) {
+    joined.set(key, [...(joined.get(key) ?? []), value]);
+  }
+  return Object.fromEntries([...joined].map(([key, values]) => [key, values.join(',')]));
+}
+
+/** Lowercased names, repeated headers joined with commas; cookies go to their own list, as in payload 2.0. */
+function headersOf(request: IncomingMessage): { headers: Record<string, string>; cookies?: string[] } {
+  const headers: Record<string, string> = {};
+  let cookies: string[] | undefined;
+  for (const [name, values] of Object.entries(request.headersDistinct)) {
+    if (values === undefined) continue;
+    if (name === 'cookie') {
+      cookies = values.flatMap((value) => value.split(';').map((cookie) => cookie.trim()));
+    } else {
+      headers[name] = values.join(',');
+    }
+  }
+  return cookies === undefined ? { headers } : { headers, cookies };
+}
+
+export interface RequestLine {
+  readonly method: string;
+  readonly rawPath: string;
+  readonly rawQueryString: string;
+}
+
+function requestLine(request: IncomingMessage): RequestLine {
+  const target = request.url ?? '/';
+  const queryStart = target.indexOf('?');
+  return {
+    method: request.method ?? 'GET',
+    rawPath: queryStart === -1 ? target : target.slice(0, queryStart),
+    rawQueryString: queryStart === -1 ? '' : target.slice(queryStart + 1),
+  };
+}
+
+/** The payload format 2.0 event API Gateway would hand the function for `request` on a matched route. */
+export function toApiGatewayEvent(
+  request: IncomingMessage,
+  line: RequestLine,
+  match: NonNullable<ReturnType<typeof matchRoute>>,
+  now: Date = new Date(),
+): APIGatewayProxyEventV2 {
+  const { headers, cookies } = headersOf(request);
+  const queryStringParameters = queryParameters(line.rawQueryString);
+  const hasPathParameters = Object.keys(match.pathParameters).length > 0;
+  return {
+    version: '2.0',
+    routeKey: match.routeKey,
+    rawPath: line.rawPath,
+    rawQueryString: line.rawQueryString,
+    ...(cookies === undefined ? {} : { cookies }),
+    headers,
+    ...(queryStringParameters === undefined ? {} : { queryStringParameters }),
+    ...(hasPathParameters ? { pathParameters: match.pathParameters } : {}),
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '000000000000',
+      apiId: 'local',
+      domainName: headers.host ?? HOST,
+      domainPrefix: (headers.host ?? HOST).split('.')[0] ?? HOST,
+      http: {
+        method: line.method,
+        path: line.rawPath,
+        protocol: `HTTP/${request.httpVersion}`,
+        sourceIp: request.socket.remoteAddress ?? HOST,
+        userAgent: headers['user-agent'] ?? '',
+      },
+      requestId: newRequestId(),
+      routeKey: match.routeKey,
+      stage: STAGE,
+      time: requestTime(now),
+      timeEpoch: now.getTime(),
+    },
+  };
+}
+
+/** Reads the request body to its end without keeping it; false once it grew past the limit. */
+async function discardBody(request: IncomingMessage): Promise<boolean> {
+  let bytes = 0;
+  for await (const chunk of request) {
+    bytes += (chunk as Buffer).length;
+    if (bytes > MAX_BODY_BYTES) return false;
+  }
+  return true;
+}
+
+function writeResult(response: ServerResponse, result: GatewayResult, requestId: string): void {
+  const headers: Record<string, string | string[]> = { 'apigw-requestid': requestId };
+  for (const [name, value] of Object.entries(result.headers ?? {}))
+    headers[name.toLowerCase()] = String(value);
+  if (result.cookies !== undefined && result.cookies.length > 0) headers['set-cookie'] = result.cookies;
+  const text = result.body ?? '';
+  const body = result.isBase64Encoded === true ? Buffer.from(text, 'base64') : Buffer.from(text, 'utf8');
+  // A 304 or 204 has no body by definition; everything else says its length, as API Gateway does.
+  if (result.statusCode !== 304 && result.statusCode !== 204) headers['content-length'] = String(body.length);
+  response.writeHead(result.statusCode, headers);
+  response.end(body);
+}
+
+export async function startHttpGateway(options: HttpGatewayOptions): Promise<RunningHttpGateway> {
+  const onError = options.onError ?? (() => undefined);
+  const inFlight = new Set<Promise<void>>();
+
+  async function route(request: IncomingMessage): Promise<{ result: GatewayResult; requestId: string }> {
+    const line = requestLine(request);
+    const match = matchRoute(line.method, line.rawPath);
+    if (match === undefined) {
+      const requestId = newRequestId();
+      const allowed = ROUTE_METHODS.filter((method) => matchRoute(method, line.rawPath) !== undefined);
+      // API Gateway itself answers 404 to a known path with a method it has no route for; a 405 naming the
+      // allowed methods says more to someone exploring the local API, and no client of ours depends on either.
+      if (allowed.length > 0) {
+        const message = `${line.method} is not allowed on ${line.rawPath}; use ${allowed.join(', ')}`;
+        return {
+          result: jsonResult(405, 'MethodNotAllowed', message, { allow: allowed.join(', ') }),
+          requestId,
+        };
+      }
+      return {
+        result: jsonResult(404, 'NotFound', `No route for ${line.method} ${line.rawPath}`),
+        requestId,
+      };
+    }
+    const event = toApiGatewayEvent(request, line, match);
+    try {
+      const parsed = resultSchema.safeParse(await options.handler(event));
+      if (parsed.success) return { result: parsed.data, requestId: event.requestContext.requestId };
+      onError(new Error(`The API function returned a malformed result: ${parsed.error.message}`));
+    } catch (error) {
+      onError(error);
+    }
+    return {
+      result: jsonResult(500, 'InternalError', 'The request could not be served; try again later'),
+      requestId: event.requestContext.requestId,
+    };
+  }
+
+  async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    try {
+      if (!(await discardBody(request))) {
+        // Answer first, then drop the connection: the rest of the body is never read.
+        response.setHeader('connection', 'close');
+        response.once('finish', () => request.destroy());
+        writeResult(
+          response,
+          jsonResult(413, 'PayloadTooLarge', 'Request body is too large'),
+          newRequestId(),
+        );
+        return;
+      }
+      const { result, requestId } = await route(request);
+      writeResult(response, result, requestId);
+    } catch (error) {
+      onError(error);
+      if (!response.headersSent)
+        writeResult(response, jsonResult(500, 'InternalError', 'Internal error'), '');
+      else response.destroy();
+    }
+  }
+
+  const server: Server = createServer((request, response) => {
+    const served = serve(request, response).finally(() => inFlight.delete(served));
+    inFlight.add(served);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, HOST, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('The HTTP server has no TCP address');
+  const { port } = address;
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url: `http://${HOST}:${port}`,
+    port,
+    stop() {
+      stopped ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        await Promise.all(inFlight);
+        // Keep-alive connections would otherwise hold the server (and the process) open until they time out.
+        server.closeAllConnections();
+        await closed;
+      })();
+      return stopped;
+    },
+  };
+}

@@ -1,0 +1,148 @@
+import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
+import { inject } from 'vitest';
+import { type LocalStack, startLocalStack } from '../../local/local-stack';
+import { sqsClient, uniqueName } from '../support/aws';
+
+/**
+ * The local stack on the run's shared emulators, with table and queues of its own, and what end-to-end tests do
+ * with it: plain HTTP, raw SQS sends, and waiting for a condition with a deadline instead of sleeping.
+ */
+
+export interface TestStack extends LocalStack {
+  /** Errors the stack reported (a function that threw, a failed queue call); a passing run has none. */
+  readonly errors: unknown[];
+}
+
+export async function startTestStack(): Promise<TestStack> {
+  const errors: unknown[] = [];
+  const stack = await startLocalStack({
+    dynamoEndpoint: inject('dynamoEndpoint'),
+    sqsEndpoint: inject('sqsEndpoint'),
+    httpPort: 0,
+    tableName: uniqueName('e2e-tasks'),
+    queueName: uniqueName('e2e-statuses'),
+    onError: (_source, error) => errors.push(error),
+  });
+  return Object.assign(stack, { errors });
+}
+
+export interface HttpAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+  /** The body as JSON; undefined when it is not JSON. */
+  readonly json: unknown;
+}
+
+export async function http(url: string, init: RequestInit = {}): Promise<HttpAnswer> {
+  const response = await fetch(url, init);
+  const text = await response.text();
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: response.status, headers: response.headers, text, json };
+}
+
+/** Calls `probe` until `done` accepts its value; fails with the last value once `timeoutMs` has passed. */
+export async function eventually<T>(
+  probe: () => Promise<T>,
+  done: (value: T) => boolean,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`Condition not met within ${timeoutMs} ms; last value: ${JSON.stringify(value)}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The task's progress over HTTP once it is no longer `PROGRESS`. */
+export async function finishedProgress(stack: LocalStack, taskId: string): Promise<HttpAnswer> {
+  return eventually(
+    () => http(`${stack.httpUrl}/tasks/${encodeURIComponent(taskId)}`),
+    (answer) => answer.status === 200 && isRecord(answer.json) && answer.json.task_state !== 'PROGRESS',
+  );
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Sends message bodies exactly as given, with the plain SDK client a Python or Java worker's SDK mirrors. */
+export async function sendBodies(queueUrl: string, bodies: readonly string[]): Promise<void> {
+  const client = sqsClient();
+  try {
+    for (let start = 0; start < bodies.length; start += 10) {
+      const { Failed } = await client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: bodies
+            .slice(start, start + 10)
+            .map((body, index) => ({ Id: String(index), MessageBody: body })),
+        }),
+      );
+      if (Failed !== undefined && Failed.length > 0)
+        throw new Error(`SQS refused ${Failed.length} test messages`);
+    }
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Waits until the queue holds nothing, visible or in flight: the applier has finished every delivery. */
+export async function queueDrained(queueUrl: string): Promise<void> {
+  const client = sqsClient();
+  try {
+    await eventually(
+      async () => {
+        const { Attributes } = await client.send(
+          new GetQueueAttributesCommand({
+            QueueUrl: queueUrl,
+            AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+          }),
+        );
+        return (
+          Number(Attributes?.ApproximateNumberOfMessages) +
+          Number(Attributes?.ApproximateNumberOfMessagesNotVisible)
+        );
+      },
+      (pending) => pending === 0,
+    );
+  } finally {
+    client.destroy();
+  }
+}
+
+export interface WireCounts {
+  readonly succeeded: number;
+  readonly failed: number;
+  readonly skipped?: number;
+  readonly retried_nomax?: number;
+  readonly retried_withmax?: number;
+  readonly state: string;
+}
+
+/** A status message spelled out in the wire format of DESIGN §4, independent of our own builders. */
+export function wireMessage(entryId: string | number, subtaskId: string, counts: WireCounts): string {
+  return JSON.stringify({
+    entry_id: entryId,
+    current_task_id: subtaskId,
+    new_subtask_status: {
+      task_id: subtaskId,
+      attempted: counts.succeeded + counts.failed,
+      succeeded: counts.succeeded,
+      failed: counts.failed,
+      skipped: counts.skipped ?? 0,
+      retried_nomax: counts.retried_nomax ?? 0,
+      retried_withmax: counts.retried_withmax ?? 0,
+      state: counts.state,
+    },
+  });
+}
