@@ -1,0 +1,149 @@
+/**
+ * Write units as DynamoDB bills them, computed from the items written. DynamoDB Local's `ConsumedCapacity` cannot
+ * stand in: it reports 2 units for a 3-item transaction, where DynamoDB bills 2 per item per KB. Pure functions
+ * only, so the rules can be tested against hand-computed sizes and cross-checked against DynamoDB Local on plain
+ * `PutItem` / `UpdateItem`, where it does agree with DynamoDB.
+ *
+ * Sources (Amazon DynamoDB Developer Guide):
+ * - Item sizes: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/CapacityUnitCalculations.html
+ *   "The total size of an item is the sum of the lengths of its attribute names and values": strings are their
+ *   UTF-8 bytes; a number is "approximately … (1 byte per two significant digits) + (1 byte)", leading and
+ *   trailing zeroes trimmed; binary is its raw bytes; null and Boolean are 1 byte; a List or Map is 3 bytes plus
+ *   its elements, and "each List or Map element also requires 1 byte of overhead".
+ * - Write units: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/read-write-operations.html
+ *   "One write unit represents one write for an item up to 1 KB in size"; sizes are "rounded up to the next 1 KB";
+ *   `PutItem` of an existing key and `UpdateItem` bill "the larger of" the item before and after; "Transactional
+ *   write requests require 2 write units to perform one write for items up to 1 KB"; and when a condition
+ *   "evaluates to false, DynamoDB still consumes write capacity units", sized on the existing item or the new one.
+ * - Transactions: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html
+ *   ("Capacity management for transactions"): "DynamoDB performs two underlying reads or writes of every item in
+ *   the transaction: one to prepare the transaction and one to commit the transaction", and that capacity is
+ *   consumed even when the transaction does not succeed, so a canceled `TransactWriteItems` is priced here
+ *   exactly like a committed one: 2 units per KB of every item it carried.
+ */
+
+/** DynamoDB's KB for capacity: 1,024 bytes. */
+export const BYTES_PER_WRITE_UNIT = 1_024;
+
+/** The largest item DynamoDB (and DynamoDB Local) stores. */
+export const MAX_ITEM_BYTES = 400 * 1_024;
+
+/** Overhead of a List or Map value, whatever its contents. */
+const DOCUMENT_OVERHEAD_BYTES = 3;
+/** Overhead of each element of a List or Map. */
+const ELEMENT_OVERHEAD_BYTES = 1;
+
+const utf8Bytes = (text: string): number => Buffer.byteLength(text, 'utf8');
+
+/**
+ * A number's value size. The guide gives "approximately 1 byte per two significant digits, plus 1"; the exact
+ * count, which DynamoDB Local reproduces to the byte at the 1 KB boundaries (test/integration/metering.test.ts),
+ * pairs the digits on the decimal point, as in a base-100 encoding: 110 is `1|10` (3 bytes, not 2), 1.5 is
+ * `1.|50` (3 bytes), 12.5 is `12.|50` (3 bytes). Leading and trailing zero digits are trimmed first, zero is 1
+ * byte, and a negative number takes one byte more.
+ */
+export function numberBytes(value: number | bigint): number {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    throw new RangeError(`DynamoDB cannot store the number ${value}`);
+  }
+  // The SDK sends `String(n)`, which switches to exponent notation for very large and very small numbers.
+  const text = typeof value === 'bigint' ? value.toString() : String(value);
+  const negative = text.startsWith('-');
+  const [mantissa = '', exponent = '0'] = text.replace(/^-/, '').split(/e/i);
+  const [whole = '', fraction = ''] = mantissa.split('.');
+  let digits = whole + fraction;
+  // Where the decimal point sits, counted in digits from the left of `digits`.
+  let point = whole.length + Number(exponent);
+  const leadingZeros = digits.length - digits.replace(/^0+/, '').length;
+  digits = digits.slice(leadingZeros).replace(/0+$/, '');
+  point -= leadingZeros;
+  if (digits.length === 0) return 1;
+  // Pair digits on the decimal point: an odd count before it borrows a leading zero, an odd tail a trailing one.
+  const paired = (point % 2 === 0 ? 0 : 1) + digits.length;
+  return 1 + Math.ceil(paired / 2) + (negative ? 1 : 0);
+}
+
+function isPlainObject(value: object): boolean {
+  const prototype = Object.getPrototypeOf(value);
+  return prototype === Object.prototype || prototype === null;
+}
+
+/**
+ * The size of one attribute value, without its name, as the document client marshals it (`removeUndefinedValues`:
+ * an undefined map entry is not sent, so it costs nothing). Throws for what our items never hold (sets, class
+ * instances), rather than pricing it by guess.
+ */
+export function valueBytes(value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return utf8Bytes(value);
+    case 'number':
+    case 'bigint':
+      return numberBytes(value);
+    case 'boolean':
+      return 1;
+    case 'object': {
+      if (value === null) return 1;
+      if (value instanceof Uint8Array) return value.byteLength;
+      if (Array.isArray(value)) {
+        return value.reduce<number>(
+          (sum, element) => sum + ELEMENT_OVERHEAD_BYTES + valueBytes(element),
+          DOCUMENT_OVERHEAD_BYTES,
+        );
+      }
+      if (isPlainObject(value))
+        return DOCUMENT_OVERHEAD_BYTES + attributesBytes(value, ELEMENT_OVERHEAD_BYTES);
+      throw new TypeError(`No DynamoDB size rule for a ${value.constructor.name}`);
+    }
+    default:
+      throw new TypeError(`No DynamoDB size rule for a value of type ${typeof value}`);
+  }
+}
+
+/** Names plus values of a map's entries (top-level attributes carry no per-element overhead). */
+function attributesBytes(attributes: object, perEntry: number): number {
+  let bytes = 0;
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === undefined) continue;
+    bytes += perEntry + utf8Bytes(name) + valueBytes(value);
+  }
+  return bytes;
+}
+
+/** The size DynamoDB gives an item: every attribute's name and value, key attributes included. */
+export function itemBytes(item: object): number {
+  return attributesBytes(item, 0);
+}
+
+/** Write units of one non-transactional write of `bytes`: rounded up to the next KB, at least one. */
+export function writeUnitsForBytes(bytes: number): number {
+  return Math.max(1, Math.ceil(bytes / BYTES_PER_WRITE_UNIT));
+}
+
+/** One item written: what it is after the write and, when the key already held an item, what it was before. */
+export interface ItemWrite {
+  readonly after: object;
+  readonly before?: object;
+}
+
+/** The size a write is billed on: the larger of the item before and after (`PutItem` overwrite, `UpdateItem`). */
+export function billedBytes(write: ItemWrite): number {
+  const after = itemBytes(write.after);
+  return write.before === undefined ? after : Math.max(after, itemBytes(write.before));
+}
+
+/**
+ * Units of a `PutItem` or `UpdateItem`, conditional or not. A write whose condition fails is billed the same:
+ * DynamoDB still consumes the units of the larger of the existing item and the one it was asked to write.
+ */
+export function singleWriteUnits(write: ItemWrite): number {
+  return writeUnitsForBytes(billedBytes(write));
+}
+
+/**
+ * Units of a `TransactWriteItems`: 2 per KB of every item (prepare and commit), each item rounded up on its own.
+ * The same whether DynamoDB committed the transaction or canceled it.
+ */
+export function transactionWriteUnits(writes: readonly ItemWrite[]): number {
+  return writes.reduce((sum, write) => sum + 2 * singleWriteUnits(write), 0);
+}
