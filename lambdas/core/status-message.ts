@@ -12,7 +12,12 @@ import { SUBTASK_STATES, type SubtaskStatus } from './subtask-status';
 /** A status message is a few hundred bytes; anything near SQS's limit is not one of ours. */
 export const MAX_BODY_BYTES = 16 * 1024;
 
-const count = z.int().nonnegative();
+/**
+ * Per-status counts stay below 2^31, so that sums over any realistic fan-out (up to 2^22 subtasks) remain exact
+ * integers; one absurd status must not push a task's totals past what a number can hold and stall the task.
+ */
+export const MAX_COUNT = 2 ** 31 - 1;
+const count = z.int().nonnegative().max(MAX_COUNT);
 
 const subtaskStatusSchema = z.strictObject({
   task_id: idSchema,
@@ -61,7 +66,8 @@ const ID_FIELDS = new Set(['entry_id', 'current_task_id', 'task_id']);
 function errorCodeOf(issue: core.$ZodIssue): string {
   const field = issue.path.at(-1);
   if (issue.code === 'unrecognized_keys') return 'UNKNOWN_FIELD';
-  if (issue.code === 'invalid_type' && issue.input === undefined) return 'MISSING_FIELD';
+  // With `reportInput`, only an absent key has no input, whichever check (type, union, enum) reported it.
+  if (issue.input === undefined) return 'MISSING_FIELD';
   if (typeof field === 'string' && COUNT_FIELDS.has(field)) return 'INVALID_COUNT';
   if (field === 'state') return 'UNKNOWN_STATE';
   if (typeof field === 'string' && ID_FIELDS.has(field)) return 'INVALID_ID';
