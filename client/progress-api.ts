@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { SUBTASK_STATES, type SubtaskState } from '../lambdas/core/subtask-status';
+import { subtaskStatusSchema } from '../lambdas/core/status-message';
+import type { SubtaskState } from '../lambdas/core/subtask-status';
 import { ProgressApiError, ProgressApiUnreachableError, UnexpectedResponseError } from './errors';
 import { type Credentials, isLoopback, signatureHeaders } from './request-signing';
 import { setting } from './settings';
@@ -36,15 +37,8 @@ const progressSchema = z.looseObject({
 });
 
 const subtaskSchema = z.looseObject({
+  ...subtaskStatusSchema.shape,
   subtask_id: z.string(),
-  task_id: z.string(),
-  attempted: count,
-  succeeded: count,
-  failed: count,
-  skipped: count,
-  retried_nomax: count,
-  retried_withmax: count,
-  state: z.enum(SUBTASK_STATES),
   updated_at: z.string().optional(),
 });
 

@@ -19,7 +19,8 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_COUNT = 2 ** 31 - 1;
 const count = z.int().nonnegative().max(MAX_COUNT);
 
-const subtaskStatusSchema = z.strictObject({
+/** A subtask status as the wire and the API carry it; other schemas build on its shape. */
+export const subtaskStatusSchema = z.strictObject({
   task_id: idSchema,
   attempted: count,
   succeeded: count,
