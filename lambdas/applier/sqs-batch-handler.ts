@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import { fromLambdaAttributes } from '../queue/dead-letter-queue';
 import { type ApplierDependencies, applyBatch, type QueueRecord } from './apply-batch';
 
 /**
@@ -13,12 +14,15 @@ export interface HandlerDependencies extends Omit<ApplierDependencies, 'log'> {
   readonly metrics: Metrics;
 }
 
+/** The record's own message attributes go along, so that a dead letter keeps them as SQS's redrive would. */
 function toQueueRecord(record: SQSRecord): QueueRecord {
   const receiveCount = Number.parseInt(record.attributes.ApproximateReceiveCount, 10);
+  const attributes = fromLambdaAttributes(record.messageAttributes ?? {});
   return {
     messageId: record.messageId,
     body: record.body,
     receiveCount: Number.isFinite(receiveCount) ? receiveCount : 1,
+    ...(Object.keys(attributes).length > 0 ? { attributes } : {}),
   };
 }
 
@@ -36,7 +40,8 @@ export function createSqsBatchHandler(deps: HandlerDependencies) {
     metrics.addMetric('StatusesStale', MetricUnit.Count, summary.stale);
     metrics.addMetric('StatusesDeadLettered', MetricUnit.Count, summary.deadLettered);
     metrics.addMetric('StatusesRetried', MetricUnit.Count, summary.retried);
-    metrics.addMetric('VersionConflicts', MetricUnit.Count, summary.conflicts);
+    metrics.addMetric('SubtaskWriteConflicts', MetricUnit.Count, summary.conflicts);
+    metrics.addMetric('SubtaskWrites', MetricUnit.Count, summary.writes);
     metrics.publishStoredMetrics();
     logger.info('Batch processed', { records: event.Records.length, ...summary });
     return { batchItemFailures: retry.map((itemIdentifier) => ({ itemIdentifier })) };

@@ -19,8 +19,12 @@ export const MAX_BODY_BYTES = 16 * 1024;
 export const MAX_COUNT = 2 ** 31 - 1;
 const count = z.int().nonnegative().max(MAX_COUNT);
 
-/** A subtask status as the wire and the API carry it; other schemas build on its shape. */
-export const subtaskStatusSchema = z.strictObject({
+/**
+ * A subtask status as the wire and the API carry it; other schemas build on its shape. Unknown fields are
+ * ignored and stripped (rule 1): a worker that adds one (the reference foresees error details) must not have
+ * every status dead-lettered and its task hang, and the parsed value, which is stored, holds only these fields.
+ */
+export const subtaskStatusSchema = z.object({
   task_id: idSchema,
   attempted: count,
   succeeded: count,
@@ -33,10 +37,14 @@ export const subtaskStatusSchema = z.strictObject({
 
 const entryIdSchema = z.union([idSchema, z.int().nonnegative().transform(String)]);
 
-const statusMessageSchema = z.strictObject({
+/** Unknown top-level fields are ignored and stripped too, for the same reason. */
+const statusMessageSchema = z.object({
   entry_id: entryIdSchema,
   current_task_id: idSchema,
   new_subtask_status: subtaskStatusSchema,
+  // Optional: a sender that knows which initialization it works for says so, and a status for a replaced
+  // generation is then refused instead of applied to the new one.
+  generation: z.string().min(1).max(64).optional(),
 });
 
 export interface StatusMessage {
@@ -45,6 +53,8 @@ export interface StatusMessage {
   /** The subtask the status belongs to (`current_task_id`). */
   readonly subtaskId: string;
   readonly status: SubtaskStatus;
+  /** The task generation the sender meant, when it said. */
+  readonly generation?: string;
 }
 
 /** The wire form of a status message, as a producer builds it. */
@@ -66,7 +76,6 @@ const ID_FIELDS = new Set(['entry_id', 'current_task_id', 'task_id']);
 
 function errorCodeOf(issue: core.$ZodIssue): string {
   const field = issue.path.at(-1);
-  if (issue.code === 'unrecognized_keys') return 'UNKNOWN_FIELD';
   // With `reportInput`, only an absent key has no input, whichever check (type, union, enum) reported it.
   if (issue.input === undefined) return 'MISSING_FIELD';
   if (typeof field === 'string' && COUNT_FIELDS.has(field)) return 'INVALID_COUNT';
@@ -101,7 +110,7 @@ export function parseStatusMessage(body: string): StatusMessage {
     if (issue === undefined) throw new InvalidMessageError('INVALID_TYPE', 'Body is not a status message');
     throw new InvalidMessageError(errorCodeOf(issue), describe(issue));
   }
-  const { entry_id, current_task_id, new_subtask_status: status } = parsed.data;
+  const { entry_id, current_task_id, new_subtask_status: status, generation } = parsed.data;
   if (status.task_id !== current_task_id) {
     throw new InvalidMessageError(
       'SUBTASK_ID_MISMATCH',
@@ -114,7 +123,12 @@ export function parseStatusMessage(body: string): StatusMessage {
       `attempted (${status.attempted}) must equal succeeded (${status.succeeded}) + failed (${status.failed})`,
     );
   }
-  return { taskId: entry_id, subtaskId: current_task_id, status };
+  return {
+    taskId: entry_id,
+    subtaskId: current_task_id,
+    status,
+    ...(generation === undefined ? {} : { generation }),
+  };
 }
 
 /** The message a worker sends for `status` of `subtaskId` in task `taskId`. */
