@@ -40,4 +40,4 @@ export {
   type SubtaskPage,
   type SubtaskQuery,
 } from './progress-api';
-export { numberedSubtaskIds } from './subtask-ids';
+export { numberedSubtaskIds } from '../lambdas/core/subtask-ids';

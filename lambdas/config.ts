@@ -14,10 +14,11 @@ const applierSchema = z.object({
   [ENVIRONMENT.receiveLimit]: z.coerce.number().int().min(1).max(1000),
 });
 
-const apiSchema = z.object({
+const tableSchema = z.object({ [ENVIRONMENT.tableName]: nonEmpty });
+
+const aggregatorSchema = z.object({
   [ENVIRONMENT.tableName]: nonEmpty,
-  // Signs subtask listing cursors; long enough that it cannot be guessed.
-  [ENVIRONMENT.cursorKey]: z.string().min(32),
+  [ENVIRONMENT.eventBusName]: nonEmpty,
 });
 
 export interface ApplierConfig {
@@ -26,9 +27,14 @@ export interface ApplierConfig {
   readonly receiveLimit: number;
 }
 
-export interface ApiConfig {
+/** The API and the sweeper need only the table. */
+export interface TableConfig {
   readonly tableName: string;
-  readonly cursorKey: string;
+}
+
+export interface AggregatorConfig {
+  readonly tableName: string;
+  readonly eventBusName: string;
 }
 
 type Environment = Readonly<Record<string, string | undefined>>;
@@ -53,7 +59,11 @@ export function readApplierConfig(env: Environment): ApplierConfig {
   };
 }
 
-export function readApiConfig(env: Environment): ApiConfig {
-  const values = parse(apiSchema, env);
-  return { tableName: values[ENVIRONMENT.tableName], cursorKey: values[ENVIRONMENT.cursorKey] };
+export function readTableConfig(env: Environment): TableConfig {
+  return { tableName: parse(tableSchema, env)[ENVIRONMENT.tableName] };
+}
+
+export function readAggregatorConfig(env: Environment): AggregatorConfig {
+  const values = parse(aggregatorSchema, env);
+  return { tableName: values[ENVIRONMENT.tableName], eventBusName: values[ENVIRONMENT.eventBusName] };
 }

@@ -10,15 +10,36 @@ export const TABLE_KEYS = {
   timeToLiveAttribute: 'expires_at',
 } as const;
 
+/** The table's stream carries both images: the aggregator needs the keys, the ending needs the task's states. */
+export const TABLE_STREAM_VIEW = 'NEW_AND_OLD_IMAGES' as const;
+
 export const APPLIER = {
-  /** Records per invocation: the larger, the more statuses of one task share one conditional write. */
+  /** Records per invocation: the larger, the more statuses of one task share one read of the task item. */
   batchSize: 100,
   /** How long the event source gathers records before invoking (required for batches over 10). */
   maxBatchingWindowSeconds: 1,
   timeoutSeconds: 30,
   memoryMiB: 512,
-  /** Concurrent invocations from the queue; more only adds version conflicts on a hot task. */
-  maxConcurrency: 4,
+  /**
+   * Concurrent invocations from the queue. Statuses of a hot task no longer contend for one item (each writes
+   * its own subtask item), so this is sized for many tasks at once, not held low for one.
+   */
+  maxConcurrency: 50,
+} as const;
+
+export const AGGREGATOR = {
+  /** Stream records per invocation: every record of one write shard in a batch shares one recount. */
+  batchSize: 1_000,
+  /** Gathering records for this long lets one recount cover many statuses of a hot shard. */
+  maxBatchingWindowSeconds: 1,
+  timeoutSeconds: 60,
+  memoryMiB: 512,
+  /** Concurrent batches per stream shard; safe at any value, since recounts are guarded by version sums. */
+  parallelizationFactor: 2,
+  /** Kept for the aggregator alone, so that applier bursts cannot starve the fold. */
+  reservedConcurrency: 20,
+  /** Stream records live 24 hours; an iterator older than this means the fold is falling behind. */
+  iteratorAgeAlarmMinutes: 15,
 } as const;
 
 export const STATUS_QUEUE = {
@@ -26,7 +47,8 @@ export const STATUS_QUEUE = {
   visibilityTimeoutSeconds: 6 * APPLIER.timeoutSeconds,
   /** Deliveries before SQS gives up on a message; the applier dead-letters it itself on the last one. */
   receiveLimit: 5,
-  retentionDays: 4,
+  /** SQS's maximum: a long outage of the applier loses no status. */
+  retentionDays: 14,
   deadLetterRetentionDays: 14,
 } as const;
 
@@ -35,6 +57,40 @@ export const ENVIRONMENT = {
   tableName: 'TABLE_NAME',
   deadLetterQueueUrl: 'DEAD_LETTER_QUEUE_URL',
   receiveLimit: 'RECEIVE_LIMIT',
-  /** The progress API's key for signing listing cursors (at least 32 characters). */
-  cursorKey: 'CURSOR_KEY',
+  /** Where `Task Ended` and `Subtask Timed Out` events go; `default` is the account's default bus. */
+  eventBusName: 'EVENT_BUS_NAME',
+} as const;
+
+/** What the service puts on EventBridge. */
+export const EVENTS = {
+  source: 'subtask-progress',
+  taskEnded: 'Task Ended',
+  subtaskTimedOut: 'Subtask Timed Out',
+} as const;
+
+/**
+ * A sparse index of the task items that need the sweeper's attention (a deadline, a subtask timeout, a cancel
+ * in progress, an initialization not finished, or a recount after idling), by when: the sweeper reads only
+ * what is due, never the table.
+ */
+export const DUE_INDEX = {
+  indexName: 'due',
+  partitionKey: 'due_pk',
+  /** Epoch seconds at which the task is next due. */
+  sortKey: 'due_at',
+} as const;
+
+export const SWEEPER = {
+  /** How often the schedule runs it. */
+  rateMinutes: 1,
+  timeoutSeconds: 60,
+  memoryMiB: 512,
+  /** A task in progress with no change for this long is recounted, in case a stream record was lost. */
+  idleRecountMinutes: 15,
+  /** A task still not ready this long after it was created ends `FAILURE` (`INITIALIZE_INCOMPLETE`). */
+  initializeGraceMinutes: 15,
+  /** Due tasks one run takes on; the rest wait for the next run. */
+  tasksPerRun: 50,
+  /** Subtasks one run ends per task (timeouts, cancel): the rest in the next run, so a run stays bounded. */
+  subtasksPerTaskRun: 1_000,
 } as const;

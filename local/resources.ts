@@ -1,6 +1,6 @@
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { STATUS_QUEUE, TABLE_KEYS } from '../lambdas/service-settings';
+import { DUE_INDEX, STATUS_QUEUE, TABLE_KEYS, TABLE_STREAM_VIEW } from '../lambdas/service-settings';
 
 /**
  * Creates the service's table and queues on the emulators with the settings the CDK stack deploys, both read
@@ -14,19 +14,33 @@ function created(url: string | undefined, queueName: string): string {
   return url;
 }
 
-export async function createTaskTable(client: DynamoDBClient, tableName: string): Promise<void> {
-  await client.send(
+/** Creates the table as the stack does (keys, due index, stream, TTL) and returns its stream's ARN. */
+export async function createTaskTable(client: DynamoDBClient, tableName: string): Promise<string> {
+  const { TableDescription } = await client.send(
     new CreateTableCommand({
       TableName: tableName,
       BillingMode: 'PAY_PER_REQUEST',
       AttributeDefinitions: [
         { AttributeName: TABLE_KEYS.partitionKey, AttributeType: 'S' },
         { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
+        { AttributeName: DUE_INDEX.partitionKey, AttributeType: 'S' },
+        { AttributeName: DUE_INDEX.sortKey, AttributeType: 'N' },
       ],
       KeySchema: [
         { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
         { AttributeName: TABLE_KEYS.sortKey, KeyType: 'RANGE' },
       ],
+      GlobalSecondaryIndexes: [
+        {
+          IndexName: DUE_INDEX.indexName,
+          KeySchema: [
+            { AttributeName: DUE_INDEX.partitionKey, KeyType: 'HASH' },
+            { AttributeName: DUE_INDEX.sortKey, KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'KEYS_ONLY' },
+        },
+      ],
+      StreamSpecification: { StreamEnabled: true, StreamViewType: TABLE_STREAM_VIEW },
     }),
   );
   await client.send(
@@ -35,6 +49,9 @@ export async function createTaskTable(client: DynamoDBClient, tableName: string)
       TimeToLiveSpecification: { AttributeName: TABLE_KEYS.timeToLiveAttribute, Enabled: true },
     }),
   );
+  const streamArn = TableDescription?.LatestStreamArn;
+  if (streamArn === undefined) throw new Error(`CreateTable returned no stream for ${tableName}`);
+  return streamArn;
 }
 
 export interface StatusQueues {

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { idSchema } from '../../lambdas/core/identifiers';
 import { createSubtaskStatus, SUBTASK_STATES, type SubtaskStatus } from '../../lambdas/core/subtask-status';
-import { numberedSubtaskIds } from '../subtask-ids';
+import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 
 /** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
 

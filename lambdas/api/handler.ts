@@ -1,16 +1,16 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient } from '../aws-clients';
-import { readApiConfig } from '../config';
+import { readTableConfig } from '../config';
 import { TaskStore } from '../store/task-store';
-import { CursorCodec } from './cursor';
-import { createProgressApi } from './progress-api';
+import { createTaskApi } from './task-api';
 
-/** Lambda entry point of the progress API. Everything here runs once per cold start. */
+/** Lambda entry point of the API. Everything here runs once per cold start. */
 
-const config = readApiConfig(process.env);
+const config = readTableConfig(process.env);
+const tracer = new Tracer({ serviceName: 'api' });
 
-export const handler = createProgressApi({
-  store: new TaskStore(documentClient(), config.tableName),
-  cursors: new CursorCodec(config.cursorKey),
+export const handler = createTaskApi({
+  store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   logger: new Logger({ serviceName: 'subtask-progress-api' }),
 });

@@ -1,21 +1,27 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 
-/** Response shapes of the progress API: JSON always, errors as `{error, message}` with no internals. */
+/** Response shapes of the API: JSON always, errors as `{error, message}` with no internals. */
 
 export type HttpResult = APIGatewayProxyStructuredResultV2;
 
-const JSON_HEADERS = { 'content-type': 'application/json; charset=utf-8' } as const;
+// Every response: never sniffed as anything but JSON, and never cached unless it says otherwise.
+const BASE_HEADERS = {
+  'content-type': 'application/json; charset=utf-8',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+} as const;
 
 export function json(statusCode: number, body: unknown, headers: Record<string, string> = {}): HttpResult {
-  return { statusCode, headers: { ...JSON_HEADERS, ...headers }, body: JSON.stringify(body) };
+  return { statusCode, headers: { ...BASE_HEADERS, ...headers }, body: JSON.stringify(body) };
 }
 
 export function notModified(headers: Record<string, string>): HttpResult {
-  return { statusCode: 304, headers };
+  const { 'content-type': _none, ...rest } = BASE_HEADERS;
+  return { statusCode: 304, headers: { ...rest, ...headers } };
 }
 
-export type ErrorName = 'BadRequest' | 'NotFound' | 'InternalError';
+export type ErrorName = 'BadRequest' | 'NotFound' | 'Conflict' | 'InternalError';
 
-export function httpError(statusCode: 400 | 404 | 500, error: ErrorName, message: string): HttpResult {
+export function httpError(statusCode: 400 | 404 | 409 | 500, error: ErrorName, message: string): HttpResult {
   return json(statusCode, { error, message });
 }

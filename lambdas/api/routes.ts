@@ -1,11 +1,13 @@
 /**
- * The progress API's routes, in API Gateway's route-key form. The CDK stack declares them and the local HTTP
+ * The API's routes, in API Gateway's route-key form. The CDK stack declares them and the local HTTP
  * server matches requests against them, so both expose the same API.
  */
 
 export const ROUTES = {
   task: 'GET /tasks/{task_id}',
   subtasks: 'GET /tasks/{task_id}/subtasks',
+  initialize: 'PUT /tasks/{task_id}',
+  cancel: 'POST /tasks/{task_id}/cancel',
 } as const;
 
 export type RouteKey = (typeof ROUTES)[keyof typeof ROUTES];

@@ -1,14 +1,16 @@
 import type { Outcome, StatusUpdate } from '../core/apply-statuses';
 import { ProgressError } from '../core/errors';
 import { parseStatusMessage } from '../core/status-message';
+import { isTerminalState } from '../core/subtask-status';
+import type { Log } from '../log';
 import type { DeadLetter, DeadLetterQueue } from '../queue/dead-letter-queue';
 import { type ApplyToTaskOptions, applyToTask } from '../store/apply-to-task';
 import type { TaskStore } from '../store/task-store';
 
 /**
- * The applier's use case: one batch of queue records in, the ids to redeliver out. Records of the same task are
- * coalesced into one read-compute-commit cycle; messages that can never apply go to the dead-letter queue with
- * their reason; nothing is dropped.
+ * The applier's use case: one batch of queue records in, the ids to redeliver out. Records of the same task
+ * share one read of the task item; each changed subtask is one conditional write of its own item; messages that
+ * can never apply go to the dead-letter queue with their reason and attributes; nothing is dropped.
  */
 
 export interface QueueRecord {
@@ -16,13 +18,10 @@ export interface QueueRecord {
   readonly body: string;
   /** How many times SQS has delivered this message, this delivery included. */
   readonly receiveCount: number;
+  readonly attributes?: DeadLetter['attributes'];
 }
 
-export interface Log {
-  info(message: string, attributes: Record<string, unknown>): void;
-  warn(message: string, attributes: Record<string, unknown>): void;
-  error(message: string, attributes: Record<string, unknown>): void;
-}
+export type { Log } from '../log';
 
 export interface ApplierDependencies {
   readonly store: TaskStore;
@@ -40,10 +39,10 @@ export interface BatchSummary {
   readonly deadLettered: number;
   /** Records left for SQS to deliver again. */
   readonly retried: number;
-  readonly attempts: number;
+  /** Subtask writes that lost to a concurrent writer of the same subtask, and were retried. */
   readonly conflicts: number;
-  /** Transactions committed; each raised the task's version by one. */
-  readonly commits: number;
+  /** Subtask items written. */
+  readonly writes: number;
 }
 
 export interface BatchResult {
@@ -72,13 +71,17 @@ export async function applyBatch(
   const letters: DeadLetter[] = [];
   const retry: string[] = [];
   const counts = { applied: 0, duplicate: 0, stale: 0 };
-  let attempts = 0;
   let conflicts = 0;
-  let commits = 0;
+  let writes = 0;
 
   const deadLetter = (record: QueueRecord, taskId: string | undefined, error: unknown) => {
     const reason = describeError(error);
-    letters.push({ messageId: record.messageId, body: record.body, ...reason });
+    letters.push({
+      messageId: record.messageId,
+      body: record.body,
+      ...reason,
+      ...(record.attributes === undefined ? {} : { attributes: record.attributes }),
+    });
     deps.log.error('Status message dead-lettered', {
       messageId: record.messageId,
       taskId,
@@ -103,16 +106,32 @@ export async function applyBatch(
   };
 
   const settle = (pending: PendingUpdate, taskId: string, outcome: Outcome) => {
-    if (outcome.kind === 'rejected') deadLetter(pending.record, taskId, outcome.error);
-    else counts[outcome.kind]++;
+    if (outcome.kind === 'rejected') {
+      deadLetter(pending.record, taskId, outcome.error);
+      return;
+    }
+    counts[outcome.kind]++;
+    // A terminal status that changes nothing is worth a look: a worker reporting twice, or a subtask the
+    // service already ended (deadline, cancel) finishing after all.
+    if (outcome.kind !== 'applied' && isTerminalState(pending.update.status.state)) {
+      deps.log.warn(`Terminal status ignored as ${outcome.kind}`, {
+        messageId: pending.record.messageId,
+        taskId,
+        subtaskId: pending.update.subtaskId,
+        state: pending.update.status.state,
+      });
+    }
   };
 
   const byTask = new Map<string, PendingUpdate[]>();
   for (const record of records) {
     try {
-      const { taskId, subtaskId, status } = parseStatusMessage(record.body);
+      const { taskId, subtaskId, status, generation } = parseStatusMessage(record.body);
       const group = byTask.get(taskId) ?? [];
-      group.push({ record, update: { subtaskId, status } });
+      group.push({
+        record,
+        update: { subtaskId, status, ...(generation === undefined ? {} : { generation }) },
+      });
       byTask.set(taskId, group);
     } catch (error) {
       deadLetter(record, undefined, error);
@@ -128,9 +147,8 @@ export async function applyBatch(
           group.map((pending) => pending.update),
           deps.applyOptions,
         );
-        attempts += report.attempts;
         conflicts += report.conflicts;
-        commits += report.transactions.filter((write) => write.committed).length;
+        writes += report.writes;
         report.outcomes.forEach((outcome, index) => {
           const pending = group[index];
           if (pending !== undefined) settle(pending, taskId, outcome);
@@ -151,9 +169,8 @@ export async function applyBatch(
     ...counts,
     deadLettered: letters.length - unsentLetters.length,
     retried: retry.length,
-    attempts,
     conflicts,
-    commits,
+    writes,
   };
   return { retry, summary };
 }

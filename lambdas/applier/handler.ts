@@ -1,5 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient, sqsClient } from '../aws-clients';
 import { readApplierConfig } from '../config';
 import { DeadLetterQueue } from '../queue/dead-letter-queue';
@@ -9,10 +10,11 @@ import { createSqsBatchHandler } from './sqs-batch-handler';
 /** Lambda entry point of the status applier. Everything here runs once per cold start. */
 
 const config = readApplierConfig(process.env);
+const tracer = new Tracer({ serviceName: 'applier' });
 
 export const handler = createSqsBatchHandler({
-  store: new TaskStore(documentClient(), config.tableName),
-  deadLetters: new DeadLetterQueue(sqsClient(), config.deadLetterQueueUrl),
+  store: new TaskStore(documentClient(undefined, tracer), config.tableName),
+  deadLetters: new DeadLetterQueue(sqsClient(tracer), config.deadLetterQueueUrl),
   receiveLimit: config.receiveLimit,
   logger: new Logger({ serviceName: 'subtask-progress-applier' }),
   metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'applier' }),

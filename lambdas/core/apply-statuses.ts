@@ -1,30 +1,35 @@
-import type { ProgressError } from './errors';
-import { UnknownSubtaskError } from './errors';
+import { type ProgressError, StaleGenerationError, UnknownSubtaskError } from './errors';
 import { isTerminalState, retryCount, type SubtaskStatus, sameStatus } from './subtask-status';
-import type { SubtaskRecord, TaskOutput, TaskRecord, TaskState } from './task';
+import type { EndReason, SubtaskRecord, TaskRecord } from './task';
 
 /**
- * Rules 3–8 of the design: how a batch of valid status messages changes one task. Pure: time comes in as an
- * argument and the caller decides how to store the result.
+ * Rules 3–6 of the design: how a batch of valid statuses changes the subtask items they name. Pure: time comes
+ * in as an argument and the caller decides how to store the result. The task's totals are not touched here:
+ * the fold recounts them from the subtask items.
  */
 
 export interface StatusUpdate {
   readonly subtaskId: string;
   readonly status: SubtaskStatus;
+  /** Set when the service itself ends the subtask (deadline, cancel) instead of its worker. */
+  readonly reason?: EndReason;
+  /** The task generation the sender meant, when it said; a status for a replaced generation is refused. */
+  readonly generation?: string;
 }
+
+/** What judging needs of the task. */
+export type TaskIdentity = Pick<TaskRecord, 'task_id' | 'generation'>;
 
 export type Outcome =
   | { readonly kind: 'applied' }
   /** The subtask already ended, or the status is the one stored: nothing to do (rule 4). */
   | { readonly kind: 'duplicate' }
-  /** Fewer retries than the stored status: an older delivery overtaken by a newer one (rule 5). */
+  /** An older delivery overtaken by a newer one (rule 5). */
   | { readonly kind: 'stale' }
   | { readonly kind: 'rejected'; readonly error: ProgressError };
 
 export interface ApplyResult {
-  /** The task after the batch; the same object, version unchanged, when nothing applied. */
-  readonly task: TaskRecord;
-  /** Subtask records to write, one per changed subtask, in first-touched order. */
+  /** Subtask records to write, one per changed subtask, in first-touched order, each at version + 1. */
   readonly changed: readonly SubtaskRecord[];
   /** One outcome per update, in the order given. */
   readonly outcomes: readonly Outcome[];
@@ -34,79 +39,60 @@ const APPLIED: Outcome = { kind: 'applied' };
 const DUPLICATE: Outcome = { kind: 'duplicate' };
 const STALE: Outcome = { kind: 'stale' };
 
-function judge(taskId: string, stored: SubtaskStatus | undefined, update: StatusUpdate): Outcome {
+/**
+ * Rule 5: retries order two statuses of one subtask, and within the same retry count cumulative counts never go
+ * down, so fewer attempted items is an older status too.
+ */
+export function isStale(incoming: SubtaskStatus, stored: SubtaskStatus): boolean {
+  const incomingRetries = retryCount(incoming);
+  const storedRetries = retryCount(stored);
+  if (incomingRetries !== storedRetries) return incomingRetries < storedRetries;
+  return incoming.attempted < stored.attempted;
+}
+
+export function judge(task: TaskIdentity, stored: SubtaskRecord | undefined, update: StatusUpdate): Outcome {
+  if (update.generation !== undefined && update.generation !== task.generation)
+    return { kind: 'rejected', error: new StaleGenerationError(task.task_id, update.generation) };
   if (stored === undefined)
-    return { kind: 'rejected', error: new UnknownSubtaskError(taskId, update.subtaskId) };
-  if (isTerminalState(stored.state)) return DUPLICATE;
-  if (retryCount(update.status) < retryCount(stored)) return STALE;
-  if (sameStatus(update.status, stored)) return DUPLICATE;
+    return { kind: 'rejected', error: new UnknownSubtaskError(task.task_id, update.subtaskId) };
+  if (isTerminalState(stored.status.state)) return DUPLICATE;
+  if (isStale(update.status, stored.status)) return STALE;
+  if (sameStatus(update.status, stored.status)) return DUPLICATE;
   return APPLIED;
 }
 
-function finalState(task: TaskRecord, output: TaskOutput): TaskState {
-  const { total, succeeded, failed } = task.subtasks;
-  if (succeeded + failed < total) return 'PROGRESS';
-  const tolerated = task.options.tolerated_failure_percentage;
-  if (tolerated !== undefined && output.failed * 100 > tolerated * output.attempted) return 'FAILURE';
-  return 'SUCCESS';
-}
-
 /**
- * Applies `updates` (in order) to `task`, whose subtasks as read are `subtasks`. A later update of the same
- * subtask is judged against the earlier one, so a batch behaves exactly like its messages one by one.
+ * Applies `updates` (in order) to the subtasks as read, `subtasks` (keyed by subtask id; a missing key is a
+ * subtask the task does not have). A later update of the same subtask is judged against the earlier one, so a
+ * batch behaves exactly like its messages one by one, and several statuses of one subtask cost one write.
  */
 export function applyStatuses(
-  task: TaskRecord,
+  task: TaskIdentity,
   subtasks: ReadonlyMap<string, SubtaskRecord>,
   updates: readonly StatusUpdate[],
   nowMs: number,
 ): ApplyResult {
   const current = new Map(subtasks);
   const changed = new Map<string, SubtaskRecord>();
-  let output = task.task_output;
-  let counters = task.subtasks;
+  const updatedAt = new Date(nowMs).toISOString();
 
   const outcomes = updates.map((update) => {
     const stored = current.get(update.subtaskId);
-    const outcome = judge(task.task_id, stored?.status, update);
+    const outcome = judge(task, stored, update);
     if (outcome.kind !== 'applied' || stored === undefined) return outcome;
-    const { status } = update;
-    const record = { ...stored, status };
+    const read = subtasks.get(update.subtaskId) ?? stored;
+    const { reason: _previous, ...rest } = stored;
+    const record: SubtaskRecord = {
+      ...rest,
+      status: update.status,
+      version: read.version + 1,
+      updated_at: updatedAt,
+      ...(update.reason === undefined ? {} : { reason: update.reason }),
+    };
     current.set(update.subtaskId, record);
     changed.set(update.subtaskId, record);
-    if (isTerminalState(status.state)) {
-      output = {
-        ...output,
-        attempted: output.attempted + status.attempted,
-        succeeded: output.succeeded + status.succeeded,
-        failed: output.failed + status.failed,
-        skipped: output.skipped + status.skipped,
-      };
-      counters =
-        status.state === 'SUCCESS'
-          ? { ...counters, succeeded: counters.succeeded + 1 }
-          : { ...counters, failed: counters.failed + 1 };
-    }
     return outcome;
   });
 
-  if (changed.size === 0) return { task, changed: [], outcomes };
-
-  const version = task.version + 1;
-  const updatedAt = new Date(nowMs).toISOString();
-  const elapsedMs = Math.round(nowMs - output.start_time * 1000);
-  output = { ...output, duration_ms: Math.max(output.duration_ms, elapsedMs) };
-  const next: TaskRecord = {
-    ...task,
-    version,
-    task_output: output,
-    subtasks: counters,
-    updated_at: updatedAt,
-  };
-  const written = [...changed.values()].map((record) => ({
-    ...record,
-    updated_version: version,
-    updated_at: updatedAt,
-  }));
-  return { task: { ...next, task_state: finalState(next, output) }, changed: written, outcomes };
+  return { changed: [...changed.values()], outcomes };
 }

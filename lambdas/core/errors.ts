@@ -33,6 +33,27 @@ export class TaskNotFoundError extends ProgressError {
   }
 }
 
+/** The task record exists but its initialization has not finished: its subtask items may not all exist yet. */
+export class TaskNotReadyError extends ProgressError {
+  readonly code = 'TASK_NOT_READY';
+  readonly permanent = false;
+  constructor(readonly taskId: string) {
+    super(`Task '${taskId}' is still being initialized`);
+  }
+}
+
+/** The message names a generation of the task that has been replaced by a re-initialization. */
+export class StaleGenerationError extends ProgressError {
+  readonly code = 'STALE_GENERATION';
+  readonly permanent = true;
+  constructor(
+    readonly taskId: string,
+    readonly generation: string,
+  ) {
+    super(`Task '${taskId}' is no longer at generation '${generation}'; it was initialized again`);
+  }
+}
+
 /** The task exists but never had this subtask (rule 3). */
 export class UnknownSubtaskError extends ProgressError {
   readonly code = 'UNKNOWN_SUBTASK';
@@ -51,13 +72,22 @@ export class InvalidInitializeRequestError extends ProgressError {
   readonly permanent = true;
 }
 
-/** The task was already initialized with a different subtask set or job description. */
+/** The task was already initialized with another request; `fields` names what differs. */
 export class InitializeConflictError extends ProgressError {
   readonly code = 'INITIALIZE_CONFLICT';
   readonly permanent = true;
-  constructor(readonly taskId: string) {
-    super(`Task '${taskId}' is already initialized with a different subtask set`);
+  constructor(
+    readonly taskId: string,
+    readonly fields: readonly string[],
+  ) {
+    super(`Task '${taskId}' is already initialized with a different ${fields.join(', ')}`);
   }
+}
+
+/** A cancel the task cannot take: it has ended, or it is not ready yet. */
+export class CancelConflictError extends ProgressError {
+  readonly code = 'CANCEL_CONFLICT';
+  readonly permanent = true;
 }
 
 /** The store asked us to slow down (throttling, capacity); retried by SQS redelivery. */

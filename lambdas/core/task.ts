@@ -1,18 +1,27 @@
 import { createHash } from 'node:crypto';
+import { STATUS_QUEUE } from '../service-settings';
 import { InvalidInitializeRequestError } from './errors';
 import { isValidId } from './identifiers';
 import { createSubtaskStatus, type SubtaskStatus } from './subtask-status';
+import { shardOf, shardSizes, writeShardCount } from './write-shards';
 
-/** `PROGRESS` while subtasks run; `SUCCESS` or `FAILURE` once every subtask has reached a terminal state. */
-export type TaskState = 'PROGRESS' | 'SUCCESS' | 'FAILURE';
+/** `PROGRESS` while subtasks run; an ended task is `SUCCESS`, `FAILURE` or `CANCELED` and never changes again. */
+export const TASK_STATES = ['PROGRESS', 'SUCCESS', 'FAILURE', 'CANCELED'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
 
-/** The reference's `task_output`: item counts summed over terminal subtask statuses. */
-export interface TaskOutput {
-  readonly action_name: string;
+/** Item counts: `attempted == succeeded + failed`. */
+export interface ItemCounts {
   readonly attempted: number;
   readonly succeeded: number;
   readonly failed: number;
   readonly skipped: number;
+}
+
+export const ZERO_COUNTS: ItemCounts = { attempted: 0, succeeded: 0, failed: 0, skipped: 0 };
+
+/** The reference's `task_output`: item counts summed over ended subtasks. */
+export interface TaskOutput extends ItemCounts {
+  readonly action_name: string;
   /** Items the whole job covers, as the caller said at initialization. */
   readonly total: number;
   readonly duration_ms: number;
@@ -28,22 +37,48 @@ export interface SubtaskCounters {
 }
 
 export interface TaskOptions {
-  /** When set, a finished task whose failed items exceed this share of attempted items ends as `FAILURE`. */
-  readonly tolerated_failure_percentage?: number;
+  /** Failures tolerated before a finished task ends `FAILURE`, in basis points (1% = 100): compared in integers. */
+  readonly tolerated_failure_bp?: number;
+  /** A subtask not ended and not heard from for this long ends `FAILURE` (`TIMED_OUT`). */
+  readonly subtask_timeout_seconds?: number;
+  /** Epoch ms at which every subtask not ended ends `FAILURE` (`TIMED_OUT`). */
+  readonly deadline_ms?: number;
 }
+
+/** Why a subtask ended without its worker saying so. */
+export type EndReason = 'TIMED_OUT' | 'CANCELED';
 
 export interface TaskRecord {
   readonly task_id: string;
-  /** Bumped by exactly 1 on every write; the optimistic lock. */
+  /** A fresh random id per task record: subtask items of another generation are never this task's. */
+  readonly generation: string;
+  /** Fingerprint of the whole initialize request; `subtask_digest` of the subtask set alone. */
+  readonly digest: string;
+  readonly subtask_digest: string;
+  /** False until every subtask and counter item of this generation is written. */
+  readonly ready: boolean;
+  /** Subtask items an unfinished initialization has written so far, in request order: where a repeat resumes. */
+  readonly init_written?: number;
+  /** Raised by 1 on every write, so the ETag moves with the counts. */
   readonly version: number;
   readonly task_state: TaskState;
   readonly task_output: TaskOutput;
+  /** Latest counts of the subtasks still running: live progress between terminal statuses. */
+  readonly in_flight: ItemCounts;
   readonly subtasks: SubtaskCounters;
+  /** Subtask items are spread over this many partitions; frozen at initialize. */
+  readonly write_shards: number;
+  /** Subtasks per write shard, index = shard. */
+  readonly shard_sizes: readonly number[];
+  /** Sum of the shard counters' `vsum` the totals were computed from: the fold's monotonic guard. */
+  readonly counters_vsum: number;
   readonly options: TaskOptions;
-  /** Fingerprint of what the task was initialized with, so a re-run can tell "same job" from "another job". */
-  readonly init_digest: string;
+  readonly cancel_requested?: boolean;
+  /** Why the task ended, when it did not end by its subtasks alone (e.g. `INITIALIZE_INCOMPLETE`). */
+  readonly end_reason?: string;
   readonly created_at: string;
   readonly updated_at: string;
+  readonly ended_at?: string;
   /** Epoch seconds after which DynamoDB's TTL may delete the task; absent means kept. */
   readonly expires_at?: number;
 }
@@ -52,11 +87,36 @@ export interface SubtaskRecord {
   readonly task_id: string;
   readonly subtask_id: string;
   readonly status: SubtaskStatus;
-  /** The task version this status was committed with (0 before any status); guards the subtask's own write. */
-  readonly updated_version: number;
+  /** Bumped by exactly 1 on every write of this subtask: the optimistic lock of its own item. */
+  readonly version: number;
+  readonly generation: string;
   readonly updated_at: string;
+  /** Set when the service ended the subtask itself (deadline, cancel) rather than its worker. */
+  readonly reason?: EndReason;
   /** The task's TTL, so that DynamoDB removes a task's subtasks with it. */
   readonly expires_at?: number;
+}
+
+/** What one write shard holds, recounted from its items. */
+export interface ShardCounter {
+  readonly task_id: string;
+  readonly shard: number;
+  readonly generation: string;
+  /** Summed over the shard's ended subtasks (the reference's rule). */
+  readonly counts: ItemCounts;
+  readonly subtasks_succeeded: number;
+  readonly subtasks_failed: number;
+  /** Subtasks ended, lost ones included. */
+  readonly done: number;
+  /** Subtasks of the shard with no item (removed while running); counted as failed. */
+  readonly lost: number;
+  readonly in_flight: ItemCounts;
+  /** Epoch ms of the latest subtask change seen. */
+  readonly latest_change_ms: number;
+  /** Epoch ms of the least recently heard-from running subtask, when one runs: what a timeout is due from. */
+  readonly oldest_running_ms?: number;
+  /** Sum of the versions of the items counted: grows with every change, so the newest recount wins. */
+  readonly vsum: number;
 }
 
 export interface InitializeRequest {
@@ -65,23 +125,39 @@ export interface InitializeRequest {
   /** Items the whole job covers (for "… (out of N)"). */
   readonly total: number;
   readonly subtaskIds: readonly string[];
+  /** 0 to 100, at most two decimals. */
   readonly toleratedFailurePercentage?: number;
+  readonly subtaskTimeoutSeconds?: number;
+  /** When every subtask not ended by then ends `TIMED_OUT` (ISO 8601). */
+  readonly deadline?: string;
   /** Keep the records this long after initialization, then let TTL remove them. */
-  readonly ttlSeconds?: number;
+  readonly ttlDays?: number;
 }
 
 export interface InitializedTask {
   readonly task: TaskRecord;
+  readonly counters: readonly ShardCounter[];
   readonly subtasks: readonly SubtaskRecord[];
 }
 
-function validate(request: InitializeRequest): void {
-  const reject = (message: string) => {
+const DAY_SECONDS = 86_400;
+const MAX_TIMEOUT_SECONDS = 30 * DAY_SECONDS;
+const MAX_TTL_DAYS = 3_650;
+
+/** A tolerance as integer basis points, or undefined when it has more than two decimals or is out of range. */
+export function toBasisPoints(percentage: number): number | undefined {
+  if (!Number.isFinite(percentage) || percentage < 0 || percentage > 100) return undefined;
+  const basisPoints = Math.round(percentage * 100);
+  return Math.abs(basisPoints - percentage * 100) < 1e-6 ? basisPoints : undefined;
+}
+
+function validate(request: InitializeRequest, nowMs: number): void {
+  const reject = (message: string): never => {
     throw new InvalidInitializeRequestError(message);
   };
   if (!isValidId(request.taskId)) reject(`Bad task id '${request.taskId}'`);
   if (request.actionName.length === 0 || request.actionName.length > 256)
-    reject('actionName must be 1-256 characters');
+    reject('action_name must be 1-256 characters');
   if (!Number.isSafeInteger(request.total) || request.total < 0)
     reject('total must be a non-negative integer');
   if (request.subtaskIds.length === 0) reject('A task needs at least one subtask');
@@ -89,76 +165,156 @@ function validate(request: InitializeRequest): void {
   if (bad !== undefined) reject(`Bad subtask id '${bad}'`);
   if (new Set(request.subtaskIds).size !== request.subtaskIds.length) reject('Subtask ids must be unique');
   const tolerated = request.toleratedFailurePercentage;
-  if (tolerated !== undefined && !(tolerated >= 0 && tolerated <= 100)) {
-    reject('toleratedFailurePercentage must be between 0 and 100');
+  if (tolerated !== undefined && toBasisPoints(tolerated) === undefined) {
+    reject('tolerated_failure_percentage must be a number from 0 to 100 with at most two decimals');
   }
+  const timeout = request.subtaskTimeoutSeconds;
   if (
-    request.ttlSeconds !== undefined &&
-    !(Number.isSafeInteger(request.ttlSeconds) && request.ttlSeconds > 0)
+    timeout !== undefined &&
+    !(Number.isSafeInteger(timeout) && timeout > 0 && timeout <= MAX_TIMEOUT_SECONDS)
   ) {
-    reject('ttlSeconds must be a positive integer');
+    reject(`subtask_timeout_seconds must be a whole number from 1 to ${MAX_TIMEOUT_SECONDS}`);
   }
+  const deadlineMs = request.deadline === undefined ? undefined : Date.parse(request.deadline);
+  if (deadlineMs !== undefined && !(Number.isFinite(deadlineMs) && deadlineMs > nowMs)) {
+    reject('deadline must be an ISO 8601 time in the future');
+  }
+  const ttlDays = request.ttlDays;
+  if (ttlDays !== undefined) {
+    if (!(Number.isSafeInteger(ttlDays) && ttlDays > 0 && ttlDays <= MAX_TTL_DAYS))
+      reject(`ttl_days must be a whole number from 1 to ${MAX_TTL_DAYS}`);
+    // Records must outlive every status still queued for them, or a late status would find no subtask.
+    const mustOutlive = (deadlineMs ?? nowMs) + (STATUS_QUEUE.retentionDays + 1) * DAY_SECONDS * 1000;
+    if (nowMs + ttlDays * DAY_SECONDS * 1000 < mustOutlive) {
+      reject(
+        `ttl_days must keep the task until its deadline plus the queue's ${STATUS_QUEUE.retentionDays}-day ` +
+          'retention plus a day',
+      );
+    }
+  }
+}
+
+function sha256(value: unknown): string {
+  return createHash('sha256').update(JSON.stringify(value)).digest('base64url');
+}
+
+/** Same subtask set, whatever the order. */
+export function subtaskDigest(subtaskIds: readonly string[]): string {
+  return sha256([...subtaskIds].sort());
+}
+
+/** The options as stored; absent ones are left out, so two requests that omit them compare equal. */
+export function taskOptions(request: InitializeRequest): TaskOptions {
+  const tolerated = request.toleratedFailurePercentage;
+  return {
+    ...(tolerated === undefined ? {} : { tolerated_failure_bp: toBasisPoints(tolerated) }),
+    ...(request.subtaskTimeoutSeconds === undefined
+      ? {}
+      : { subtask_timeout_seconds: request.subtaskTimeoutSeconds }),
+    ...(request.deadline === undefined ? {} : { deadline_ms: Date.parse(request.deadline) }),
+  };
 }
 
 /** Same digest = same job: subtask set (order-free), action, item total and options. */
 export function initializationDigest(request: InitializeRequest): string {
-  const canonical = JSON.stringify([
-    [...request.subtaskIds].sort(),
+  return sha256([
+    subtaskDigest(request.subtaskIds),
     request.actionName,
     request.total,
-    request.toleratedFailurePercentage ?? null,
+    taskOptions(request),
+    request.ttlDays ?? null,
   ]);
-  return createHash('sha256').update(canonical).digest('base64url');
+}
+
+/** The fields in which `request` differs from the stored task, named as the HTTP API names them. */
+export function differingFields(task: TaskRecord, request: InitializeRequest): string[] {
+  const fields: string[] = [];
+  if (task.task_output.total !== request.total) fields.push('total');
+  if (task.task_output.action_name !== request.actionName) fields.push('action_name');
+  if (task.subtask_digest !== subtaskDigest(request.subtaskIds)) fields.push('subtask set');
+  if (sha256(task.options) !== sha256(taskOptions(request))) fields.push('options');
+  if (fields.length === 0 && task.digest !== initializationDigest(request)) fields.push('ttl_days');
+  return fields;
 }
 
 /**
- * The records a new task starts with (`initialize_subtask_info`): task `PROGRESS` at version 1 with zero counts,
- * every subtask `QUEUING`. Throws `InvalidInitializeRequestError` for a request that can never succeed.
+ * The records a new task starts with (`initialize_subtask_info`): the task `PROGRESS`, not yet ready, with zero
+ * counts; a zero counter per write shard; every subtask `QUEUING` at version 0, stamped with `generation`.
+ * Throws `InvalidInitializeRequestError` for a request that can never succeed.
  */
-export function initializeTask(request: InitializeRequest, nowMs: number): InitializedTask {
-  validate(request);
+export function initializeTask(
+  request: InitializeRequest,
+  nowMs: number,
+  generation: string,
+): InitializedTask {
+  validate(request, nowMs);
   const now = new Date(nowMs).toISOString();
-  const tolerated = request.toleratedFailurePercentage;
+  const writeShards = writeShardCount(request.subtaskIds.length);
+  const expiresAt =
+    request.ttlDays === undefined ? undefined : Math.floor(nowMs / 1000) + request.ttlDays * DAY_SECONDS;
+  const ttl = expiresAt === undefined ? {} : { expires_at: expiresAt };
   const task: TaskRecord = {
     task_id: request.taskId,
+    generation,
+    digest: initializationDigest(request),
+    subtask_digest: subtaskDigest(request.subtaskIds),
+    ready: false,
     version: 1,
     task_state: 'PROGRESS',
     task_output: {
       action_name: request.actionName,
-      attempted: 0,
-      succeeded: 0,
-      failed: 0,
-      skipped: 0,
+      ...ZERO_COUNTS,
       total: request.total,
       duration_ms: 0,
       start_time: nowMs / 1000,
     },
+    in_flight: ZERO_COUNTS,
     subtasks: { total: request.subtaskIds.length, succeeded: 0, failed: 0 },
-    options: tolerated === undefined ? {} : { tolerated_failure_percentage: tolerated },
-    init_digest: initializationDigest(request),
+    write_shards: writeShards,
+    shard_sizes: shardSizes(request.subtaskIds, writeShards),
+    counters_vsum: 0,
+    options: taskOptions(request),
     created_at: now,
     updated_at: now,
-    ...(request.ttlSeconds === undefined
-      ? {}
-      : { expires_at: Math.floor(nowMs / 1000) + request.ttlSeconds }),
+    ...ttl,
   };
+  const counters = task.shard_sizes.map(
+    (_, shard): ShardCounter => ({
+      task_id: request.taskId,
+      shard,
+      generation,
+      counts: ZERO_COUNTS,
+      subtasks_succeeded: 0,
+      subtasks_failed: 0,
+      done: 0,
+      lost: 0,
+      in_flight: ZERO_COUNTS,
+      latest_change_ms: nowMs,
+      vsum: 0,
+    }),
+  );
   const subtasks = request.subtaskIds.map(
     (subtaskId): SubtaskRecord => ({
       task_id: request.taskId,
       subtask_id: subtaskId,
       status: createSubtaskStatus(subtaskId),
-      updated_version: 0,
+      version: 0,
+      generation,
       updated_at: now,
-      ...(task.expires_at === undefined ? {} : { expires_at: task.expires_at }),
+      ...ttl,
     }),
   );
-  return { task, subtasks };
+  return { task, counters, subtasks };
+}
+
+export function subtaskShard(task: TaskRecord, subtaskId: string): number {
+  return shardOf(subtaskId, task.write_shards);
 }
 
 export function remainingSubtasks(task: TaskRecord): number {
   return task.subtasks.total - task.subtasks.succeeded - task.subtasks.failed;
 }
 
-export function isTaskFinished(task: TaskRecord): boolean {
+export function isTaskEnded(task: TaskRecord): boolean {
   return task.task_state !== 'PROGRESS';
 }

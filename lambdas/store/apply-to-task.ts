@@ -1,16 +1,14 @@
 import { type ApplyResult, applyStatuses, type Outcome, type StatusUpdate } from '../core/apply-statuses';
-import { RetriesExhaustedError, TaskNotFoundError } from '../core/errors';
-import type { TaskRecord } from '../core/task';
+import { RetriesExhaustedError, TaskNotFoundError, TaskNotReadyError } from '../core/errors';
+import type { SubtaskRecord, TaskRecord } from '../core/task';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from './backoff';
-import type { TaskStore, TransactionWrite } from './task-store';
+import type { TaskStore } from './task-store';
 
 /**
- * The optimistic-locking cycle: read the task, then its subtasks; compute with the pure core; commit under a
- * version condition; on conflict, back off and do it all again on fresh data.
+ * The applier's optimistic-locking cycle (DESIGN §2 apply): read the task once, then the touched subtasks;
+ * judge with the pure core; write each changed subtask conditioned on its own version and the generation. Only
+ * statuses of the same subtask contend; on a conflict those alone are re-read, re-judged and retried.
  */
-
-/** A transaction holds at most 100 actions: the task update and 99 subtask puts. */
-export const MAX_SUBTASKS_PER_TRANSACTION = 99;
 
 export interface ApplyToTaskOptions {
   readonly retry?: RetryPolicy;
@@ -26,39 +24,25 @@ export interface ApplyToTaskOptions {
 export interface ApplyReport {
   /** One outcome per update, in the order given. */
   readonly outcomes: readonly Outcome[];
-  /** The task as this applier last saw or wrote it. */
-  readonly task: TaskRecord;
-  /** Read-compute-commit cycles run, first attempts included. */
-  readonly attempts: number;
-  /** Commits canceled because another writer got there first. */
+  /** Subtask writes that lost to another writer and were retried. */
   readonly conflicts: number;
-  /** Every transaction sent, committed or canceled, for metering. */
-  readonly transactions: readonly TransactionWrite[];
+  /** Subtask items written. */
+  readonly writes: number;
 }
 
-/** Splits updates, in order, into runs that each touch at most `limit` distinct subtasks. */
-export function chunkBySubtasks(updates: readonly StatusUpdate[], limit: number): StatusUpdate[][] {
-  const chunks: StatusUpdate[][] = [];
-  let chunk: StatusUpdate[] = [];
-  let subtasks = new Set<string>();
-  for (const update of updates) {
-    if (!subtasks.has(update.subtaskId) && subtasks.size === limit) {
-      chunks.push(chunk);
-      chunk = [];
-      subtasks = new Set();
-    }
-    subtasks.add(update.subtaskId);
-    chunk.push(update);
-  }
-  if (chunk.length > 0) chunks.push(chunk);
-  return chunks;
+/** Ready task or a transient error: until `ready`, subtask items may still be on their way (rule 2). */
+export async function readyTask(store: TaskStore, taskId: string): Promise<TaskRecord> {
+  const task = await store.getTask(taskId);
+  if (task === undefined) throw new TaskNotFoundError(taskId);
+  if (!task.ready) throw new TaskNotReadyError(taskId);
+  return task;
 }
 
 /**
- * Applies `updates` to task `taskId` exactly once each, however many appliers race on the task. Throws
- * `TaskNotFoundError` for a task not (yet) initialized and `RetriesExhaustedError` when conflicts outlast the
- * attempt budget or the time left; a batch larger than one transaction commits in chained transactions, and
- * whatever was committed before a throw stays correct when the same updates are delivered again.
+ * Applies `updates` to the subtasks of task `taskId` exactly once each, however many appliers race. Throws
+ * `TaskNotFoundError` / `TaskNotReadyError` (transient), and `RetriesExhaustedError` when conflicts outlast the
+ * attempt budget or the time left; whatever was written before a throw stays correct when the same updates are
+ * delivered again.
  */
 export async function applyToTask(
   store: TaskStore,
@@ -66,7 +50,6 @@ export async function applyToTask(
   updates: readonly StatusUpdate[],
   options: ApplyToTaskOptions = {},
 ): Promise<ApplyReport> {
-  if (updates.length === 0) throw new RangeError('applyToTask needs at least one update');
   const policy = options.retry ?? DEFAULT_RETRY_POLICY;
   const remaining = options.remainingTimeMs ?? (() => Number.POSITIVE_INFINITY);
   const minRemainingMs = options.minRemainingMs ?? 1_000;
@@ -74,46 +57,57 @@ export async function applyToTask(
   const random = options.random ?? Math.random;
   const wait = options.sleep ?? sleep;
 
-  const outcomes: Outcome[] = [];
-  const transactions: TransactionWrite[] = [];
-  let attempts = 0;
+  let task = await readyTask(store, taskId);
+  const outcomes: (Outcome | undefined)[] = updates.map(() => undefined);
+  let pending = updates.map((_, index) => index);
   let conflicts = 0;
-  let lastTask: TaskRecord | undefined;
+  let writes = 0;
 
-  for (const chunk of chunkBySubtasks(updates, MAX_SUBTASKS_PER_TRANSACTION)) {
-    const subtaskIds = [...new Set(chunk.map((update) => update.subtaskId))];
-    for (let attempt = 1; ; attempt++) {
-      if (remaining() < minRemainingMs) {
-        throw new RetriesExhaustedError(
-          `Out of time applying to task '${taskId}' after ${attempts} attempts`,
-        );
-      }
-      attempts++;
-      const task = await store.getTask(taskId);
-      if (task === undefined) throw new TaskNotFoundError(taskId);
-      const subtasks = await store.getSubtasks(taskId, subtaskIds);
-      const result: ApplyResult = applyStatuses(task, subtasks, chunk, now());
-      lastTask = result.task;
-      if (result.changed.length === 0) {
-        outcomes.push(...result.outcomes);
-        break;
-      }
-      const write = await store.commit(task, result.task, result.changed, subtasks);
-      transactions.push(write);
-      if (write.committed) {
-        outcomes.push(...result.outcomes);
-        break;
-      }
-      conflicts++;
-      const delay = backoffDelayMs(policy, attempt, random);
-      if (attempt >= policy.maxAttempts || remaining() - delay < minRemainingMs) {
-        throw new RetriesExhaustedError(
-          `Task '${taskId}' kept changing: ${conflicts} conflicts in ${attempts} attempts`,
-        );
-      }
-      await wait(delay);
+  for (let attempt = 1; pending.length > 0; attempt++) {
+    if (remaining() < minRemainingMs) {
+      throw new RetriesExhaustedError(
+        `Out of time applying to task '${taskId}' after ${attempt - 1} attempts`,
+      );
     }
+    const batch = pending.map((index) => updates[index] as StatusUpdate);
+    const subtasks = await store.getSubtasks(task, [...new Set(batch.map((update) => update.subtaskId))]);
+    const result: ApplyResult = applyStatuses(task, subtasks, batch, now());
+    const lost = await writeChanged(store, task, subtasks, result.changed);
+    writes += result.changed.length - lost.size;
+    const retry: number[] = [];
+    result.outcomes.forEach((outcome, position) => {
+      const index = pending[position] as number;
+      if (lost.has((updates[index] as StatusUpdate).subtaskId)) retry.push(index);
+      else outcomes[index] = outcome;
+    });
+    pending = retry;
+    if (pending.length === 0) break;
+    conflicts += lost.size;
+    const delay = backoffDelayMs(policy, attempt, random);
+    if (attempt >= policy.maxAttempts || remaining() - delay < minRemainingMs) {
+      throw new RetriesExhaustedError(
+        `Subtasks of task '${taskId}' kept changing: ${conflicts} conflicts in ${attempt} attempts`,
+      );
+    }
+    await wait(delay);
+    // A conflict may mean the task was initialized again: re-read it before rule 3 judges the subtasks.
+    task = await readyTask(store, taskId);
   }
-  if (lastTask === undefined) throw new RangeError('unreachable: every chunk ends with a task read');
-  return { outcomes, task: lastTask, attempts, conflicts, transactions };
+  return { outcomes: outcomes as Outcome[], conflicts, writes };
+}
+
+/** Writes every changed subtask at once; returns the ids whose write lost to another writer. */
+async function writeChanged(
+  store: TaskStore,
+  task: TaskRecord,
+  read: ReadonlyMap<string, SubtaskRecord>,
+  changed: readonly SubtaskRecord[],
+): Promise<Set<string>> {
+  const results = await Promise.all(
+    changed.map(async (subtask) => {
+      const expected = read.get(subtask.subtask_id)?.version ?? 0;
+      return (await store.writeSubtask(task, subtask, expected)) ? undefined : subtask.subtask_id;
+    }),
+  );
+  return new Set(results.filter((id): id is string => id !== undefined));
 }

@@ -1,291 +1,660 @@
-import {
-  type CancellationReason,
-  ConditionalCheckFailedException,
-  TransactionCanceledException,
-} from '@aws-sdk/client-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
   QueryCommand,
-  TransactWriteCommand,
+  type QueryCommandInput,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { InitializeConflictError, StoreUnavailableError } from '../core/errors';
+import type { FoldResult } from '../core/fold';
 import type { SubtaskState } from '../core/subtask-status';
 import {
+  differingFields,
   type InitializedTask,
   type InitializeRequest,
-  initializationDigest,
   initializeTask,
+  type ShardCounter,
   type SubtaskRecord,
+  subtaskShard,
   type TaskRecord,
+  type TaskState,
 } from '../core/task';
-import { TABLE_KEYS } from '../service-settings';
+import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
 import {
+  counterFromItem,
+  counterItem,
+  counterKey,
+  DUE_PARTITION,
+  type ItemKey,
   SUBTASK_SORT_KEY_PREFIX,
-  type SubtaskItem,
+  shardPartition,
   subtaskFromItem,
   subtaskItem,
   subtaskKey,
-  type TaskItem,
   taskFromItem,
   taskItem,
   taskKey,
-  taskPartition,
 } from './task-items';
 
 /** BatchGetItem takes at most 100 keys a call. */
 const BATCH_GET_LIMIT = 100;
-/** Subtask items are put this many at a time during initialization. */
-const INITIALIZE_PARALLELISM = 16;
+/** Item puts in flight at once while a task is initialized. */
+const INITIALIZE_PARALLELISM = 32;
+/** Subtask puts between two saves of how far an initialization got, so a resumed one skips what is done. */
+const INITIALIZE_PAGE = 1_000;
 
-// Only a writer that read version N may write N+1: anyone who committed in between made our computation stale.
-const VERSION_MATCHES = '#version = :expected';
-// Second guard on each subtask: it is still the status our computation started from. With the task read first
-// this always holds when VERSION_MATCHES does; it keeps a terminal subtask safe if the read path ever changes.
-const SUBTASK_UNCHANGED = '#updated_version = :read_version';
-// Initialization never overwrites: a subtask a status already reached, or a task already committed, stays.
+// Initialization never overwrites a task record: the first one wins, later ones compare their request with it.
 const ITEM_ABSENT = 'attribute_not_exists(#pk)';
+// A subtask or counter item of another generation is a leftover of an earlier task record (removed by TTL or an
+// operator before its subtasks): replace it, never count it.
+const ABSENT_OR_OTHER_GENERATION = 'attribute_not_exists(#pk) OR #generation <> :generation';
+// Only a writer that read version N may write N+1, and only into the generation it read.
+const SUBTASK_UNCHANGED = '#version = :expected AND #generation = :generation';
+// A fold never creates an item, and writes only into the generation it read.
+const SAME_GENERATION = 'attribute_exists(#pk) AND #generation = :generation';
+// The newest recount wins: versions only grow, so a recount that saw more changes has a larger sum.
+const NEWER_RECOUNT = '#vsum < :vsum';
+const NEWER_TOTALS = '#counters_vsum < :vsum';
+// An ended task never changes again.
+const IN_PROGRESS = '#task_state = :progress';
 
-/** One item a transaction writes, as the metering in `bench/` prices it. */
-export interface WrittenItem {
-  readonly kind: 'task' | 'subtask';
-  readonly item: TaskItem | SubtaskItem;
+/** The kinds of item the store reads and writes, as the bench meters them. */
+export type ItemKind = 'task' | 'counter' | 'subtask';
+
+/** Sees every write attempt and read, for metering; the service itself runs without one. */
+export interface StoreObserver {
+  /** A write sent: `applied` false when its condition failed (it is billed all the same). */
+  write(kind: ItemKind, item: object, applied: boolean): void;
+  /** Read units DynamoDB reported for a read. */
+  read(kind: ItemKind, capacityUnits: number): void;
 }
 
-/** What one commit attempt sent, whether DynamoDB committed it or canceled it. */
-export interface TransactionWrite {
-  readonly items: readonly WrittenItem[];
-  readonly committed: boolean;
+export interface InitializeResult {
+  readonly task: TaskRecord;
+  /** False when the same request had already created the task: an idempotent repeat or a resume. */
+  readonly created: boolean;
 }
 
-export interface SubtaskPage {
-  readonly subtasks: readonly SubtaskRecord[];
-  /** The last subtask id of this page when more may follow. */
-  readonly lastSubtaskId?: string;
+export interface InitializeOptions {
+  /** @default a fresh random id */
+  readonly generation?: string;
+  /** Stop writing subtask items when this returns false; the task stays not ready and a repeat resumes. */
+  readonly mayContinue?: () => boolean;
+}
+
+export interface ShardPosition {
+  readonly shard: number;
+  /** Continue after this subtask id within the shard. */
+  readonly after?: string;
 }
 
 export interface SubtaskQuery {
   readonly state?: SubtaskState;
   readonly limit: number;
-  /** Continue after this subtask id. */
-  readonly after?: string;
+  /** Items one request may read at most, matching or not: a filtered page may come back short. */
+  readonly readBudget: number;
+  readonly from?: ShardPosition;
 }
 
-function isConflict(reason: CancellationReason): boolean {
-  return reason.Code === 'ConditionalCheckFailed' || reason.Code === 'TransactionConflict';
+export interface SubtaskPage {
+  readonly subtasks: readonly SubtaskRecord[];
+  /** Where the next page starts, when more may follow. */
+  readonly next?: ShardPosition;
 }
 
-function isThrottle(reason: CancellationReason): boolean {
-  return reason.Code === 'ThrottlingError' || reason.Code === 'ProvisionedThroughputExceeded';
+function isConditionFailure(error: unknown): boolean {
+  return error instanceof ConditionalCheckFailedException;
 }
 
-/** The DynamoDB adapter for task and subtask records. */
+const NAMES = {
+  '#pk': TABLE_KEYS.partitionKey,
+  '#generation': 'generation',
+} as const;
+
+/** The DynamoDB adapter for tasks, their write shards' counters and their subtasks. */
 export class TaskStore {
   constructor(
     private readonly db: DynamoDBDocumentClient,
     readonly tableName: string,
+    private readonly observer?: StoreObserver,
     private readonly random: () => number = Math.random,
   ) {}
 
-  /**
-   * Creates the task's records: subtask items first, each only where absent, then the task item, also only where
-   * absent; the task item is the commit point. Re-running with the same request returns the existing task
-   * unchanged; another request under the same task id fails with `InitializeConflictError`.
-   */
-  async initialize(request: InitializeRequest, nowMs: number): Promise<TaskRecord> {
-    const fresh = initializeTask(request, nowMs);
-    const existing = await this.getTask(request.taskId);
-    if (existing !== undefined) return this.sameOrConflict(existing, request);
-    await this.putSubtasksIfAbsent(fresh);
+  private get capacity() {
+    return this.observer === undefined ? {} : { ReturnConsumedCapacity: 'TOTAL' as const };
+  }
+
+  /** A conditional put; false when its condition failed. */
+  private async put(
+    kind: ItemKind,
+    item: object,
+    condition: string,
+    names: Record<string, string>,
+    values?: Record<string, unknown>,
+  ): Promise<boolean> {
     try {
       await this.db.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: taskItem(fresh.task),
-          ConditionExpression: ITEM_ABSENT,
-          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
+          Item: item as Record<string, unknown>,
+          ConditionExpression: condition,
+          ExpressionAttributeNames: names,
+          ...(values === undefined ? {} : { ExpressionAttributeValues: values }),
         }),
       );
-      return fresh.task;
+      this.observer?.write(kind, item, true);
+      return true;
     } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-      const winner = await this.getTask(request.taskId);
-      if (winner === undefined) throw error;
-      return this.sameOrConflict(winner, request);
+      if (!isConditionFailure(error)) throw error;
+      this.observer?.write(kind, item, false);
+      return false;
     }
   }
 
-  private sameOrConflict(existing: TaskRecord, request: InitializeRequest): TaskRecord {
-    if (existing.init_digest !== initializationDigest(request))
-      throw new InitializeConflictError(request.taskId);
-    return existing;
+  /**
+   * Creates the task's records (DESIGN §2 initialize): the task item first, not ready, with a fresh generation;
+   * then each counter and subtask item where absent or of another generation; then `ready`. The same request
+   * again resumes or returns the task; another request under the same id fails with `InitializeConflictError`
+   * naming what differs. A lost race or a crash never leaves subtask items that a task treats as its own.
+   */
+  async initialize(
+    request: InitializeRequest,
+    nowMs: number,
+    options: InitializeOptions = {},
+  ): Promise<InitializeResult> {
+    const fresh = initializeTask(request, nowMs, options.generation ?? randomUUID());
+    const dueAt = Math.floor(nowMs / 1000) + SWEEPER.initializeGraceMinutes * 60;
+    let task = fresh.task;
+    const created = await this.put('task', taskItem(task, dueAt), ITEM_ABSENT, { '#pk': NAMES['#pk'] });
+    if (!created) {
+      const existing = await this.getTask(request.taskId);
+      if (existing === undefined) throw new StoreUnavailableError(`Task '${request.taskId}' vanished`);
+      const fields = differingFields(existing, request);
+      if (fields.length > 0) throw new InitializeConflictError(request.taskId, fields);
+      if (existing.ready || existing.task_state !== 'PROGRESS') return { task: existing, created: false };
+      task = existing;
+    }
+    const records = created ? fresh : initializeTask(request, nowMs, task.generation);
+    if (!(await this.writeRecords(task, records, options.mayContinue ?? (() => true)))) {
+      return { task: (await this.getTask(request.taskId)) ?? task, created };
+    }
+    await this.markReady(task, nowMs);
+    return { task: (await this.getTask(request.taskId)) ?? task, created };
   }
 
-  private async putSubtasksIfAbsent({ subtasks }: InitializedTask): Promise<void> {
-    let next = 0;
-    const worker = async () => {
-      for (let index = next++; index < subtasks.length; index = next++) {
-        const subtask = subtasks[index];
-        if (subtask === undefined) return;
-        try {
-          await this.db.send(
-            new PutCommand({
-              TableName: this.tableName,
-              Item: subtaskItem(subtask),
-              ConditionExpression: ITEM_ABSENT,
-              ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
-            }),
-          );
-        } catch (error) {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(INITIALIZE_PARALLELISM, subtasks.length) }, worker));
+  /** Counters, then subtask items from where an earlier run got to; false when stopped before the end. */
+  private async writeRecords(
+    task: TaskRecord,
+    { counters, subtasks }: InitializedTask,
+    mayContinue: () => boolean,
+  ): Promise<boolean> {
+    const values = { ':generation': task.generation };
+    const names = { '#pk': NAMES['#pk'], '#generation': NAMES['#generation'] };
+    const putAll = (items: readonly object[], kind: ItemKind) =>
+      inParallel(items, INITIALIZE_PARALLELISM, (item) =>
+        this.put(kind, item, ABSENT_OR_OTHER_GENERATION, names, values),
+      );
+    await putAll(counters.map(counterItem), 'counter');
+    const written = task.init_written ?? 0;
+    for (let start = written; start < subtasks.length; start += INITIALIZE_PAGE) {
+      if (!mayContinue()) return false;
+      const page = subtasks.slice(start, start + INITIALIZE_PAGE);
+      await putAll(
+        page.map((subtask) => subtaskItem(subtask, subtaskShard(task, subtask.subtask_id))),
+        'subtask',
+      );
+      await this.db
+        .send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: taskKey(task.task_id),
+            UpdateExpression: 'SET #init_written = :written',
+            ConditionExpression: `${SAME_GENERATION} AND (attribute_not_exists(#init_written) OR #init_written < :written)`,
+            ExpressionAttributeNames: { ...NAMES, '#init_written': 'init_written' },
+            ExpressionAttributeValues: { ...values, ':written': start + page.length },
+          }),
+        )
+        .catch((error: unknown) => {
+          // Another resumer got further, or the task was replaced: either way nothing to record.
+          if (!isConditionFailure(error)) throw error;
+        });
+    }
+    return true;
   }
 
-  /** The task as last committed (consistent read), or undefined when it was never initialized. */
+  private async markReady(task: TaskRecord, nowMs: number): Promise<void> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.task_id),
+          UpdateExpression:
+            'SET #ready = :true, #version = #version + :one, #updated_at = :now, #due_at = :due',
+          ConditionExpression: `${SAME_GENERATION} AND #ready = :false`,
+          ExpressionAttributeNames: {
+            ...NAMES,
+            '#ready': 'ready',
+            '#version': 'version',
+            '#updated_at': 'updated_at',
+            '#due_at': DUE_INDEX.sortKey,
+          },
+          ExpressionAttributeValues: {
+            ':generation': task.generation,
+            ':true': true,
+            ':false': false,
+            ':one': 1,
+            ':now': new Date(nowMs).toISOString(),
+            ':due': Math.floor(nowMs / 1000) + SWEEPER.idleRecountMinutes * 60,
+          },
+        }),
+      );
+    } catch (error) {
+      // Another resumer marked it ready first.
+      if (!isConditionFailure(error)) throw error;
+    }
+  }
+
+  /** The task as last written (consistent read), or undefined when it was never initialized. */
   async getTask(taskId: string): Promise<TaskRecord | undefined> {
-    const { Item } = await this.db.send(
-      new GetCommand({ TableName: this.tableName, Key: taskKey(taskId), ConsistentRead: true }),
+    const { Item, ConsumedCapacity } = await this.db.send(
+      new GetCommand({
+        TableName: this.tableName,
+        Key: taskKey(taskId),
+        ConsistentRead: true,
+        ...this.capacity,
+      }),
     );
+    this.observer?.read('task', ConsumedCapacity?.CapacityUnits ?? 0);
     return Item === undefined ? undefined : taskFromItem(Item);
   }
 
-  /**
-   * The named subtasks, read consistently; an id with no item is simply absent from the map. Must be called
-   * after the task item was read: that order is what makes the version check catch every concurrent commit.
-   */
-  async getSubtasks(taskId: string, subtaskIds: readonly string[]): Promise<Map<string, SubtaskRecord>> {
-    const found = new Map<string, SubtaskRecord>();
-    for (let start = 0; start < subtaskIds.length; start += BATCH_GET_LIMIT) {
-      let keys = subtaskIds.slice(start, start + BATCH_GET_LIMIT).map((id) => subtaskKey(taskId, id));
-      for (let attempt = 1; keys.length > 0; attempt++) {
+  private async batchGet(kind: ItemKind, keys: readonly ItemKey[]): Promise<Record<string, unknown>[]> {
+    const found: Record<string, unknown>[] = [];
+    for (let start = 0; start < keys.length; start += BATCH_GET_LIMIT) {
+      let pending = keys.slice(start, start + BATCH_GET_LIMIT);
+      for (let attempt = 1; pending.length > 0; attempt++) {
         if (attempt > DEFAULT_RETRY_POLICY.maxAttempts) {
-          throw new StoreUnavailableError(`${keys.length} subtask reads stayed unprocessed`);
+          throw new StoreUnavailableError(`${pending.length} reads stayed unprocessed`);
         }
         if (attempt > 1) await sleep(backoffDelayMs(DEFAULT_RETRY_POLICY, attempt - 1, this.random));
-        const { Responses, UnprocessedKeys } = await this.db.send(
-          new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } } }),
+        const { Responses, UnprocessedKeys, ConsumedCapacity } = await this.db.send(
+          new BatchGetCommand({
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            ...this.capacity,
+          }),
         );
-        for (const item of Responses?.[this.tableName] ?? []) {
-          const subtask = subtaskFromItem(item);
-          found.set(subtask.subtask_id, subtask);
-        }
-        keys = (UnprocessedKeys?.[this.tableName]?.Keys ?? []) as typeof keys;
+        this.observer?.read(kind, ConsumedCapacity?.[0]?.CapacityUnits ?? 0);
+        found.push(...(Responses?.[this.tableName] ?? []));
+        pending = (UnprocessedKeys?.[this.tableName]?.Keys ?? []) as ItemKey[];
       }
     }
     return found;
   }
 
   /**
-   * Commits `next` (computed from `read`) and the changed subtasks in one transaction, conditioned on nobody
-   * having written since. When somebody did, DynamoDB cancels it and this returns `committed: false`: an
-   * expected outcome under concurrency, on which the caller re-reads and re-applies.
+   * The named subtasks of `task`, read consistently; an id with no item of the task's generation is simply
+   * absent from the map.
    */
-  async commit(
-    read: TaskRecord,
-    next: TaskRecord,
-    changed: readonly SubtaskRecord[],
-    readSubtasks: ReadonlyMap<string, SubtaskRecord>,
-  ): Promise<TransactionWrite> {
-    const items: WrittenItem[] = [
-      { kind: 'task', item: taskItem(next) },
-      ...changed.map((subtask): WrittenItem => ({ kind: 'subtask', item: subtaskItem(subtask) })),
-    ];
-    const subtaskPuts = changed.map((subtask) => ({
-      Put: {
-        TableName: this.tableName,
-        Item: subtaskItem(subtask),
-        ConditionExpression: SUBTASK_UNCHANGED,
-        ExpressionAttributeNames: { '#updated_version': 'updated_version' },
-        ExpressionAttributeValues: {
-          ':read_version': readSubtasks.get(subtask.subtask_id)?.updated_version ?? 0,
-        },
+  async getSubtasks(task: TaskRecord, subtaskIds: readonly string[]): Promise<Map<string, SubtaskRecord>> {
+    const keys = subtaskIds.map((id) => subtaskKey(task.task_id, subtaskShard(task, id), id));
+    const found = new Map<string, SubtaskRecord>();
+    for (const item of await this.batchGet('subtask', keys)) {
+      const subtask = subtaskFromItem(item);
+      if (subtask.generation === task.generation) found.set(subtask.subtask_id, subtask);
+    }
+    return found;
+  }
+
+  /**
+   * Writes `subtask` (at `expectedVersion + 1`) if its item is still at `expectedVersion` in the same generation.
+   * False on a conflict: another status of this subtask got there first, or the task was initialized again.
+   */
+  writeSubtask(task: TaskRecord, subtask: SubtaskRecord, expectedVersion: number): Promise<boolean> {
+    return this.put(
+      'subtask',
+      subtaskItem(subtask, subtaskShard(task, subtask.subtask_id)),
+      SUBTASK_UNCHANGED,
+      { '#version': 'version', '#generation': 'generation' },
+      { ':expected': expectedVersion, ':generation': task.generation },
+    );
+  }
+
+  private async query(kind: ItemKind, input: Omit<QueryCommandInput, 'TableName'>) {
+    const page = await this.db.send(
+      new QueryCommand({ TableName: this.tableName, ...input, ...this.capacity }),
+    );
+    this.observer?.read(kind, page.ConsumedCapacity?.CapacityUnits ?? 0);
+    return page;
+  }
+
+  private shardQuery(task: TaskRecord, shard: number, state?: SubtaskState) {
+    return {
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
+      ConsistentRead: true,
+      ...(state === undefined ? {} : { FilterExpression: '#status.#state = :state' }),
+      ExpressionAttributeNames: {
+        '#pk': TABLE_KEYS.partitionKey,
+        '#sk': TABLE_KEYS.sortKey,
+        ...(state === undefined ? {} : { '#status': 'status', '#state': 'state' }),
       },
-    }));
+      ExpressionAttributeValues: {
+        ':pk': shardPartition(task.task_id, shard),
+        ':prefix': SUBTASK_SORT_KEY_PREFIX,
+        ...(state === undefined ? {} : { ':state': state }),
+      },
+    };
+  }
+
+  /** Every item in write shard `shard` of `task`, whatever its generation, read consistently: the recount's input. */
+  async readShard(task: TaskRecord, shard: number): Promise<SubtaskRecord[]> {
+    const items: SubtaskRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.query('subtask', {
+        ...this.shardQuery(task, shard),
+        ExclusiveStartKey: startKey,
+      });
+      items.push(...(page.Items ?? []).map(subtaskFromItem));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined);
+    return items;
+  }
+
+  /** Writes a recount unless a newer or equal one is stored; false when it was dropped. */
+  writeCounter(counter: ShardCounter): Promise<boolean> {
+    return this.put(
+      'counter',
+      counterItem(counter),
+      `${SAME_GENERATION} AND ${NEWER_RECOUNT}`,
+      { ...NAMES, '#vsum': 'vsum' },
+      { ':generation': counter.generation, ':vsum': counter.vsum },
+    );
+  }
+
+  /** Every write shard's counter of `task`, read consistently, of its generation only. */
+  async getCounters(task: TaskRecord): Promise<ShardCounter[]> {
+    const keys = Array.from({ length: task.write_shards }, (_, shard) => counterKey(task.task_id, shard));
+    return (await this.batchGet('counter', keys))
+      .map(counterFromItem)
+      .filter((counter) => counter.generation === task.generation);
+  }
+
+  /**
+   * Writes the fold's totals into the task read as `read`, unless newer totals are stored, the task was replaced
+   * or it ended. An ending write also requires the cancel flag as read, so a concurrent cancel makes the caller
+   * re-read and end `CANCELED`. False when a condition failed.
+   */
+  async writeFold(read: TaskRecord, { task, dueAt }: FoldResult): Promise<boolean> {
+    const ending = task.task_state !== 'PROGRESS';
+    const cancelAsRead = read.cancel_requested === true ? '' : ' AND attribute_not_exists(#cancel_requested)';
+    const set = [
+      '#version = #version + :one',
+      '#task_state = :task_state',
+      '#task_output = :task_output',
+      '#in_flight = :in_flight',
+      '#subtasks = :subtasks',
+      '#counters_vsum = :vsum',
+      '#updated_at = :updated_at',
+      ...(ending ? ['#ended_at = :ended_at'] : ['#due_pk = :due_pk', '#due_at = :due_at']),
+    ];
     try {
       await this.db.send(
-        new TransactWriteCommand({
-          TransactItems: [
-            {
-              Update: {
-                TableName: this.tableName,
-                Key: taskKey(read.task_id),
-                UpdateExpression:
-                  'SET #version = :next, #task_state = :task_state, #task_output = :task_output, ' +
-                  '#subtasks = :subtasks, #updated_at = :updated_at',
-                ConditionExpression: VERSION_MATCHES,
-                ExpressionAttributeNames: {
-                  '#version': 'version',
-                  '#task_state': 'task_state',
-                  '#task_output': 'task_output',
-                  '#subtasks': 'subtasks',
-                  '#updated_at': 'updated_at',
-                },
-                ExpressionAttributeValues: {
-                  ':expected': read.version,
-                  ':next': next.version,
-                  ':task_state': next.task_state,
-                  ':task_output': next.task_output,
-                  ':subtasks': next.subtasks,
-                  ':updated_at': next.updated_at,
-                },
-              },
-            },
-            ...subtaskPuts,
-          ],
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(read.task_id),
+          UpdateExpression: `SET ${set.join(', ')}${ending ? ' REMOVE #due_pk, #due_at' : ''}`,
+          ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND ${NEWER_TOTALS}${ending ? cancelAsRead : ''}`,
+          ExpressionAttributeNames: {
+            ...NAMES,
+            '#version': 'version',
+            '#task_state': 'task_state',
+            '#task_output': 'task_output',
+            '#in_flight': 'in_flight',
+            '#subtasks': 'subtasks',
+            '#counters_vsum': 'counters_vsum',
+            '#updated_at': 'updated_at',
+            '#due_pk': DUE_INDEX.partitionKey,
+            '#due_at': DUE_INDEX.sortKey,
+            ...(ending
+              ? {
+                  '#ended_at': 'ended_at',
+                  ...(cancelAsRead ? { '#cancel_requested': 'cancel_requested' } : {}),
+                }
+              : {}),
+          },
+          ExpressionAttributeValues: {
+            ':generation': read.generation,
+            ':progress': 'PROGRESS',
+            ':one': 1,
+            ':task_state': task.task_state,
+            ':task_output': task.task_output,
+            ':in_flight': task.in_flight,
+            ':subtasks': task.subtasks,
+            ':vsum': task.counters_vsum,
+            ':updated_at': task.updated_at,
+            ...(ending ? { ':ended_at': task.ended_at } : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
+          },
         }),
       );
-      return { items, committed: true };
+      this.observer?.write('task', taskItem(task, dueAt), true);
+      return true;
     } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      if (reasons.some(isThrottle)) {
-        throw new StoreUnavailableError('The task write was throttled', { cause: error });
-      }
-      if (reasons.some(isConflict)) {
-        return { items, committed: false };
-      }
-      throw error;
+      if (!isConditionFailure(error)) throw error;
+      this.observer?.write('task', taskItem(task, dueAt), false);
+      return false;
     }
   }
 
-  /** One page of a task's subtasks in id order, optionally only those in `state`. */
-  async listSubtasks(taskId: string, query: SubtaskQuery): Promise<SubtaskPage> {
+  /**
+   * One page of a task's subtasks, shard by shard in id order within a shard, optionally only those in `state`.
+   * Reads at most `readBudget` items, so a filter that matches little still answers promptly, with a cursor.
+   */
+  async listSubtasks(task: TaskRecord, query: SubtaskQuery): Promise<SubtaskPage> {
     const subtasks: SubtaskRecord[] = [];
-    let startKey: Record<string, unknown> | undefined =
-      query.after === undefined ? undefined : subtaskKey(taskId, query.after);
-    // A state filter is applied after DynamoDB reads a page, so a page may come back short; keep reading.
-    do {
-      const page = await this.db.send(
-        new QueryCommand({
+    let shard = query.from?.shard ?? 0;
+    let after = query.from?.after;
+    let budget = query.readBudget;
+    while (shard < task.write_shards && subtasks.length < query.limit && budget > 0) {
+      const limit = Math.min(query.limit - subtasks.length, budget);
+      const page = await this.query('subtask', {
+        ...this.shardQuery(task, shard, query.state),
+        ConsistentRead: false,
+        Limit: limit,
+        ...(after === undefined ? {} : { ExclusiveStartKey: subtaskKey(task.task_id, shard, after) }),
+      });
+      budget -= page.ScannedCount ?? limit;
+      const items = (page.Items ?? [])
+        .map(subtaskFromItem)
+        .filter((subtask) => subtask.generation === task.generation);
+      subtasks.push(...items);
+      const lastKey = page.LastEvaluatedKey?.[TABLE_KEYS.sortKey];
+      if (typeof lastKey === 'string') {
+        after = lastKey.slice(SUBTASK_SORT_KEY_PREFIX.length);
+      } else {
+        shard += 1;
+        after = undefined;
+      }
+    }
+    if (shard >= task.write_shards) return { subtasks };
+    return { subtasks, next: after === undefined ? { shard } : { shard, after } };
+  }
+
+  /**
+   * Sets `cancel_requested` on a ready task in progress and makes it due now, so the sweeper revokes its
+   * subtasks. Returns the task after the write, or undefined when the condition failed (the caller re-reads to
+   * say why). Idempotent: a second cancel writes the flag again.
+   */
+  async requestCancel(task: TaskRecord, nowMs: number): Promise<boolean> {
+    try {
+      await this.db.send(
+        new UpdateCommand({
           TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-          ...(query.state === undefined ? {} : { FilterExpression: '#status.#state = :state' }),
+          Key: taskKey(task.task_id),
+          UpdateExpression:
+            'SET #cancel_requested = :true, #version = #version + :one, #updated_at = :now, ' +
+            '#due_pk = :due_pk, #due_at = :due_at',
+          ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND #ready = :true`,
           ExpressionAttributeNames: {
-            '#pk': TABLE_KEYS.partitionKey,
-            '#sk': TABLE_KEYS.sortKey,
-            ...(query.state === undefined ? {} : { '#status': 'status', '#state': 'state' }),
+            ...NAMES,
+            '#cancel_requested': 'cancel_requested',
+            '#version': 'version',
+            '#updated_at': 'updated_at',
+            '#due_pk': DUE_INDEX.partitionKey,
+            '#due_at': DUE_INDEX.sortKey,
+            '#task_state': 'task_state',
+            '#ready': 'ready',
           },
           ExpressionAttributeValues: {
-            ':pk': taskPartition(taskId),
-            ':prefix': SUBTASK_SORT_KEY_PREFIX,
-            ...(query.state === undefined ? {} : { ':state': query.state }),
+            ':generation': task.generation,
+            ':true': true,
+            ':one': 1,
+            ':now': new Date(nowMs).toISOString(),
+            ':due_pk': DUE_PARTITION,
+            ':due_at': Math.floor(nowMs / 1000),
+            ':progress': 'PROGRESS',
           },
-          Limit: query.limit - subtasks.length,
-          ExclusiveStartKey: startKey,
         }),
       );
-      subtasks.push(...(page.Items ?? []).map(subtaskFromItem));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined && subtasks.length < query.limit);
-    const last = subtasks.at(-1);
-    return startKey === undefined || last === undefined
-      ? { subtasks }
-      : { subtasks, lastSubtaskId: last.subtask_id };
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
   }
+
+  /** Ids of tasks due by `nowSeconds` on the sparse due index, earliest first, at most `limit`. */
+  async dueTaskIds(nowSeconds: number, limit: number): Promise<string[]> {
+    const page = await this.query('task', {
+      IndexName: DUE_INDEX.indexName,
+      KeyConditionExpression: '#due_pk = :due_pk AND #due_at <= :now',
+      ExpressionAttributeNames: { '#due_pk': DUE_INDEX.partitionKey, '#due_at': DUE_INDEX.sortKey },
+      ExpressionAttributeValues: { ':due_pk': DUE_PARTITION, ':now': nowSeconds },
+      Limit: limit,
+    });
+    return (page.Items ?? []).flatMap((item) => {
+      const pk = item[TABLE_KEYS.partitionKey];
+      return typeof pk === 'string' && pk.startsWith('TASK#') ? [pk.slice('TASK#'.length)] : [];
+    });
+  }
+
+  /** Moves a task in progress to its next due time (epoch seconds). */
+  async setDueAt(task: TaskRecord, dueAt: number): Promise<void> {
+    await this.db
+      .send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.task_id),
+          UpdateExpression: 'SET #due_pk = :due_pk, #due_at = :due_at',
+          ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS}`,
+          ExpressionAttributeNames: {
+            ...NAMES,
+            '#due_pk': DUE_INDEX.partitionKey,
+            '#due_at': DUE_INDEX.sortKey,
+            '#task_state': 'task_state',
+          },
+          ExpressionAttributeValues: {
+            ':generation': task.generation,
+            ':due_pk': DUE_PARTITION,
+            ':due_at': dueAt,
+            ':progress': 'PROGRESS',
+          },
+        }),
+      )
+      .catch((error: unknown) => {
+        // Ended or replaced meanwhile: nothing is due any more.
+        if (!isConditionFailure(error)) throw error;
+      });
+  }
+
+  /**
+   * Ends a task that never became ready (`INITIALIZE_INCOMPLETE`): no subtask of it can be trusted to exist, so
+   * it ends `FAILURE` without a fold. False when it became ready or ended meanwhile.
+   */
+  async endIncomplete(task: TaskRecord, state: TaskState, reason: string, nowMs: number): Promise<boolean> {
+    const now = new Date(nowMs).toISOString();
+    try {
+      await this.db.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: taskKey(task.task_id),
+          UpdateExpression:
+            'SET #task_state = :state, #end_reason = :reason, #ended_at = :now, #updated_at = :now, ' +
+            '#version = #version + :one REMOVE #due_pk, #due_at',
+          ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND #ready = :false`,
+          ExpressionAttributeNames: {
+            ...NAMES,
+            '#task_state': 'task_state',
+            '#end_reason': 'end_reason',
+            '#ended_at': 'ended_at',
+            '#updated_at': 'updated_at',
+            '#version': 'version',
+            '#due_pk': DUE_INDEX.partitionKey,
+            '#due_at': DUE_INDEX.sortKey,
+            '#ready': 'ready',
+          },
+          ExpressionAttributeValues: {
+            ':generation': task.generation,
+            ':state': state,
+            ':reason': reason,
+            ':now': now,
+            ':one': 1,
+            ':progress': 'PROGRESS',
+            ':false': false,
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (!isConditionFailure(error)) throw error;
+      return false;
+    }
+  }
+
+  /** Subtasks of one shard not yet ended, at most `limit`: what a deadline or a cancel still has to end. */
+  async runningSubtasks(task: TaskRecord, shard: number, limit: number): Promise<SubtaskRecord[]> {
+    const running: SubtaskRecord[] = [];
+    let startKey: Record<string, unknown> | undefined;
+    do {
+      const page = await this.query('subtask', {
+        ...this.shardQuery(task, shard),
+        FilterExpression:
+          'NOT #status.#state IN (:success, :failure, :revoked) AND #generation = :generation',
+        ExpressionAttributeNames: {
+          '#pk': TABLE_KEYS.partitionKey,
+          '#sk': TABLE_KEYS.sortKey,
+          '#status': 'status',
+          '#state': 'state',
+          '#generation': 'generation',
+        },
+        ExpressionAttributeValues: {
+          ':pk': shardPartition(task.task_id, shard),
+          ':prefix': SUBTASK_SORT_KEY_PREFIX,
+          ':success': 'SUCCESS',
+          ':failure': 'FAILURE',
+          ':revoked': 'REVOKED',
+          ':generation': task.generation,
+        },
+        ExclusiveStartKey: startKey,
+      });
+      running.push(...(page.Items ?? []).map(subtaskFromItem));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey !== undefined && running.length < limit);
+    return running.slice(0, limit);
+  }
+}
+
+/** Runs `work` over `items` with at most `parallelism` in flight. */
+async function inParallel<T>(items: readonly T[], parallelism: number, work: (item: T) => Promise<unknown>) {
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) {
+      await work(items[index] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
 }

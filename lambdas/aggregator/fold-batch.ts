@@ -1,0 +1,151 @@
+import type { DynamoDBRecord } from 'aws-lambda';
+import { type ServiceEvent, subtaskTimedOutEvent, taskEndedEvent } from '../core/events';
+import type { EventPublisher } from '../events/event-publisher';
+import type { Log } from '../log';
+import type { TaskStore } from '../store/task-store';
+import { errorName, isTransient } from '../store/transient-errors';
+import { foldShard } from './fold-shard';
+import { changesOf } from './stream-records';
+
+/**
+ * The aggregator's use case: one batch of stream records in, the record to resume from out. Records only say
+ * which write shards changed; each touched shard is recounted once, however many of its records the batch
+ * holds. Ended tasks and timed-out subtasks are published from their own records.
+ */
+
+export interface FoldBatchDependencies {
+  readonly store: TaskStore;
+  readonly events: EventPublisher;
+  readonly log: Log;
+  readonly now: () => number;
+  /** Shards folded at once. @default 8 */
+  readonly parallelism?: number;
+}
+
+export interface FoldSummary {
+  readonly records: number;
+  readonly shardsFolded: number;
+  readonly countersWritten: number;
+  readonly tasksWritten: number;
+  /** Shards of tasks absent, not ready, replaced or ended: nothing to fold. */
+  readonly nothingToDo: number;
+  readonly eventsPublished: number;
+  /** Folds or events that failed for good: logged and skipped, since the next recount repairs them. */
+  readonly skipped: number;
+  /** Shards or events that failed transiently: their records come again. */
+  readonly retried: number;
+}
+
+export interface FoldBatchResult {
+  /**
+   * The `SequenceNumber` to report as the batch item failure: the first record whose work did not commit.
+   * Lambda delivers it and every later record of the batch again.
+   */
+  readonly resumeFrom?: string;
+  readonly summary: FoldSummary;
+}
+
+/** The records a unit of work stands for: it is redone from the first of them. */
+interface Work {
+  readonly firstIndex: number;
+  readonly describe: Record<string, unknown>;
+}
+
+async function inParallel<T>(items: readonly T[], parallelism: number, work: (item: T) => Promise<void>) {
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) await work(items[index] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
+}
+
+/** Folds one stream batch. Never throws for a record: its fate is in the result. */
+export async function foldBatch(
+  records: readonly DynamoDBRecord[],
+  deps: FoldBatchDependencies,
+): Promise<FoldBatchResult> {
+  const shards = new Map<string, Work & { readonly taskId: string; readonly shard: number }>();
+  const events: (Work & { readonly event: ServiceEvent })[] = [];
+  records.forEach((record, index) => {
+    for (const change of changesOf(record)) {
+      if (change.kind === 'shard-changed') {
+        const key = `${change.taskId}#${change.shard}`;
+        if (!shards.has(key)) {
+          shards.set(key, {
+            firstIndex: index,
+            taskId: change.taskId,
+            shard: change.shard,
+            describe: { taskId: change.taskId, shard: change.shard },
+          });
+        }
+      } else {
+        const event =
+          change.kind === 'task-ended' ? taskEndedEvent(change.task) : subtaskTimedOutEvent(change.subtask);
+        events.push({ firstIndex: index, event, describe: { eventId: event.detail.event_id } });
+      }
+    }
+  });
+
+  const counts = {
+    shardsFolded: 0,
+    countersWritten: 0,
+    tasksWritten: 0,
+    nothingToDo: 0,
+    skipped: 0,
+    retried: 0,
+  };
+  let resumeIndex = Number.POSITIVE_INFINITY;
+  const failed = (work: Work, error: unknown) => {
+    const attributes = {
+      ...work.describe,
+      sequenceNumber: records[work.firstIndex]?.dynamodb?.SequenceNumber,
+    };
+    if (isTransient(error)) {
+      counts.retried++;
+      resumeIndex = Math.min(resumeIndex, work.firstIndex);
+      deps.log.warn('Fold will be retried', { ...attributes, errorCode: errorName(error), error });
+    } else {
+      // A record that fails for good would block every task on its stream shard: skip it, the next recount
+      // of the shard (or a reconcile) repairs what it missed.
+      counts.skipped++;
+      deps.log.error('Fold skipped', { ...attributes, errorCode: errorName(error), error });
+    }
+  };
+
+  await inParallel([...shards.values()], deps.parallelism ?? 8, async (work) => {
+    try {
+      const outcome = await foldShard(deps.store, work.taskId, work.shard, deps.now);
+      if (outcome.kind === 'nothing') {
+        counts.nothingToDo++;
+        return;
+      }
+      counts.shardsFolded++;
+      if (outcome.counterWritten) counts.countersWritten++;
+      if (outcome.taskWritten) counts.tasksWritten++;
+    } catch (error) {
+      failed(work, error);
+    }
+  });
+
+  let eventsPublished = 0;
+  if (events.length > 0) {
+    try {
+      await deps.events.publish(events.map((work) => work.event));
+      eventsPublished = events.length;
+    } catch (error) {
+      const first = events.reduce((a, b) => (b.firstIndex < a.firstIndex ? b : a));
+      failed({ firstIndex: first.firstIndex, describe: { events: events.length } }, error);
+    }
+  }
+
+  const resumeFrom = Number.isFinite(resumeIndex)
+    ? records[resumeIndex]?.dynamodb?.SequenceNumber
+    : undefined;
+  if (Number.isFinite(resumeIndex) && resumeFrom === undefined) {
+    throw new Error('A stream record to retry has no SequenceNumber: the whole batch must be retried');
+  }
+  return {
+    ...(resumeFrom === undefined ? {} : { resumeFrom }),
+    summary: { records: records.length, eventsPublished, ...counts },
+  };
+}
