@@ -9,18 +9,25 @@ import {
 } from '../lambdas/core/subtask-status';
 
 /**
- * The statuses workers would send for one task of `fanOut` subtasks, delivered as SQS would deliver them: each
- * subtask reports 1–3 progress or retry statuses and then exactly one terminal status; 10% of all statuses are
- * delivered twice; everything arrives in random order. Seeded, so the three strategies of a run and two runs of
- * the bench see the same deliveries.
+ * What workers send for a task, delivered as SQS would deliver it: each subtask reports some progress or retry
+ * statuses and then exactly one terminal status; a share of all statuses is delivered twice; everything arrives
+ * in random order. Seeded, so every strategy of a bench run, two runs, and a failing property test replay the
+ * same deliveries. The bench and the test suites share this module.
  */
 
-/** Share of sent statuses that SQS delivers a second time. */
-export const DUPLICATE_SHARE = 0.1;
-const MIN_PROGRESS_STATUSES = 1;
-const MAX_PROGRESS_STATUSES = 3;
 /** How often a non-terminal status is a retry (bumps `retried_withmax`, state `RETRY`) rather than progress. */
 const RETRY_SHARE = 0.3;
+
+export interface WorkloadShape {
+  /** Share of sent statuses delivered a second time. */
+  readonly duplicateShare: number;
+  /** Progress and retry statuses before the terminal one: a random count in this range. */
+  readonly minProgressSteps: number;
+  readonly maxProgressSteps: number;
+}
+
+/** The bench's shape: 1–3 progress or retry statuses per subtask, 10% duplicates. */
+export const BENCH_SHAPE: WorkloadShape = { duplicateShare: 0.1, minProgressSteps: 1, maxProgressSteps: 3 };
 
 /** One delivery of a status message; `id` stands in for the SQS message id. */
 export interface Delivery {
@@ -50,6 +57,8 @@ export interface ExpectedProgress {
 export interface Workload {
   readonly taskId: string;
   readonly subtaskIds: readonly string[];
+  /** Per subtask, every status its worker sent, the terminal one last. */
+  readonly histories: ReadonlyMap<string, readonly SubtaskStatus[]>;
   readonly deliveries: readonly Delivery[];
   /** Statuses sent, before duplication. */
   readonly sent: number;
@@ -83,12 +92,14 @@ function integerBelow(limit: number, random: () => number): number {
   return Math.floor(random() * limit);
 }
 
-/** Fisher–Yates, in place. */
-function shuffleInPlace<T>(items: T[], random: () => number): void {
-  for (let last = items.length - 1; last > 0; last--) {
+/** Fisher–Yates on a copy. */
+export function shuffle<T>(items: readonly T[], random: () => number): T[] {
+  const result = [...items];
+  for (let last = result.length - 1; last > 0; last--) {
     const other = integerBelow(last + 1, random);
-    [items[last], items[other]] = [items[other] as T, items[last] as T];
+    [result[last], result[other]] = [result[other] as T, result[last] as T];
   }
+  return result;
 }
 
 function terminalState(random: () => number): TerminalState {
@@ -98,11 +109,15 @@ function terminalState(random: () => number): TerminalState {
 }
 
 /** One subtask's cumulative statuses in the order its worker sent them; the last one is terminal. */
-function subtaskHistory(subtaskId: string, random: () => number): SubtaskStatus[] {
+export function subtaskHistory(
+  subtaskId: string,
+  shape: WorkloadShape,
+  random: () => number,
+): SubtaskStatus[] {
   const history: SubtaskStatus[] = [];
   let current = createSubtaskStatus(subtaskId, { state: 'PROGRESS' });
   const progressStatuses =
-    MIN_PROGRESS_STATUSES + integerBelow(MAX_PROGRESS_STATUSES - MIN_PROGRESS_STATUSES + 1, random);
+    shape.minProgressSteps + integerBelow(shape.maxProgressSteps - shape.minProgressSteps + 1, random);
   for (let step = 0; step < progressStatuses; step++) {
     const retry = random() < RETRY_SHARE;
     current = incrementSubtaskStatus(current, {
@@ -150,17 +165,22 @@ export function subtaskIdsFor(fanOut: number): string[] {
   return Array.from({ length: fanOut }, (_, index) => `sub-${String(index).padStart(5, '0')}`);
 }
 
-/** The deliveries for one task of `fanOut` subtasks, the same for every strategy given the same seed. */
-export function generateWorkload(taskId: string, fanOut: number, seed: number): Workload {
-  const random = seededRandom(seed ^ Math.imul(fanOut, 0x9e3779b1));
-  const subtaskIds = subtaskIdsFor(fanOut);
-  const histories = subtaskIds.map((subtaskId) => subtaskHistory(subtaskId, random));
-  const sent: StatusUpdate[] = histories.flat().map((status) => ({ subtaskId: status.task_id, status }));
-  // Exactly DUPLICATE_SHARE of the statuses, drawn without replacement, are delivered a second time.
-  const redelivered = [...sent];
-  shuffleInPlace(redelivered, random);
-  const updates = [...sent, ...redelivered.slice(0, Math.round(sent.length * DUPLICATE_SHARE))];
-  shuffleInPlace(updates, random);
+/** The deliveries for one task of `subtaskIds`, the same every time for the same `random` sequence. */
+export function workloadFor(
+  taskId: string,
+  subtaskIds: readonly string[],
+  shape: WorkloadShape,
+  random: () => number,
+): Workload {
+  const histories = new Map(
+    subtaskIds.map((subtaskId) => [subtaskId, subtaskHistory(subtaskId, shape, random)]),
+  );
+  const sent: StatusUpdate[] = [...histories.values()]
+    .flat()
+    .map((status) => ({ subtaskId: status.task_id, status }));
+  // Exactly `duplicateShare` of the statuses, drawn without replacement, are delivered a second time.
+  const redelivered = shuffle(sent, random).slice(0, Math.round(sent.length * shape.duplicateShare));
+  const updates = shuffle([...sent, ...redelivered], random);
   const deliveries = updates.map(
     (update, id): Delivery => ({
       id,
@@ -171,8 +191,19 @@ export function generateWorkload(taskId: string, fanOut: number, seed: number): 
   return {
     taskId,
     subtaskIds,
+    histories,
     deliveries,
     sent: sent.length,
-    expected: expectedProgress(fanOut, deliveries),
+    expected: expectedProgress(subtaskIds.length, deliveries),
   };
+}
+
+/** The bench's workload for one task of `fanOut` subtasks, the same for every strategy given the same seed. */
+export function generateWorkload(taskId: string, fanOut: number, seed: number): Workload {
+  return workloadFor(
+    taskId,
+    subtaskIdsFor(fanOut),
+    BENCH_SHAPE,
+    seededRandom(seed ^ Math.imul(fanOut, 0x9e3779b1)),
+  );
 }

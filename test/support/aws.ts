@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { type Message, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
 import { documentClient } from '../../lambdas/aws-clients';
-import { TaskStore } from '../../lambdas/store/task-store';
+import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
+import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { createStatusQueues, createTaskTable, type StatusQueues } from '../../local/resources';
 
@@ -11,6 +13,14 @@ import { createStatusQueues, createTaskTable, type StatusQueues } from '../../lo
 
 export function dynamoClient(): DynamoDBClient {
   return new DynamoDBClient({
+    endpoint: inject('dynamoEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
+}
+
+export function streamsClient(): DynamoDBStreamsClient {
+  return new DynamoDBStreamsClient({
     endpoint: inject('dynamoEndpoint'),
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
@@ -33,13 +43,18 @@ export interface TestTable {
   readonly tableName: string;
   readonly client: DynamoDBClient;
   readonly store: TaskStore;
+  /** The table's stream (NEW_AND_OLD_IMAGES), as the aggregator reads it. */
+  readonly streamArn: string;
 }
 
-/** A new, empty task table; tests never share one, so they can run in parallel. */
-export async function newTaskTable(client: DynamoDBClient = dynamoClient()): Promise<TestTable> {
+/** A new, empty task table with its stream; tests never share one, so they can run in parallel. */
+export async function newTaskTable(
+  client: DynamoDBClient = dynamoClient(),
+  observer?: StoreObserver,
+): Promise<TestTable> {
   const tableName = uniqueName('tasks');
-  await createTaskTable(client, tableName);
-  return { tableName, client, store: new TaskStore(documentClient(client), tableName) };
+  const streamArn = await createTaskTable(client, tableName);
+  return { tableName, client, streamArn, store: new TaskStore(documentClient(client), tableName, observer) };
 }
 
 export interface TestQueues extends StatusQueues {
@@ -48,6 +63,18 @@ export interface TestQueues extends StatusQueues {
 
 export async function newStatusQueues(client: SQSClient = sqsClient()): Promise<TestQueues> {
   return { client, ...(await createStatusQueues(client, uniqueName('statuses'))) };
+}
+
+export interface ApplierFixture {
+  readonly table: TestTable;
+  readonly queues: TestQueues;
+  readonly deadLetters: DeadLetterQueue;
+}
+
+/** What every applier test needs: a fresh table, status queue and dead-letter queue, on the emulators. */
+export async function newApplierFixture(): Promise<ApplierFixture> {
+  const [table, queues] = await Promise.all([newTaskTable(), newStatusQueues()]);
+  return { table, queues, deadLetters: new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl) };
 }
 
 /**
