@@ -200,10 +200,12 @@ export class TaskStore {
         this.put(kind, item, ABSENT_OR_OTHER_GENERATION, names, values),
       );
     await putAll(counters.map(counterItem), 'counter');
+    // Id order, not request order: a repeat may list the same set in another order and must resume alike.
+    const ordered = [...subtasks].sort((a, b) => (a.subtask_id < b.subtask_id ? -1 : 1));
     const written = task.init_written ?? 0;
-    for (let start = written; start < subtasks.length; start += INITIALIZE_PAGE) {
+    for (let start = written; start < ordered.length; start += INITIALIZE_PAGE) {
       if (!mayContinue()) return false;
-      const page = subtasks.slice(start, start + INITIALIZE_PAGE);
+      const page = ordered.slice(start, start + INITIALIZE_PAGE);
       await putAll(
         page.map((subtask) => subtaskItem(subtask, subtaskShard(task, subtask.subtask_id))),
         'subtask',

@@ -81,6 +81,8 @@ async function endSubtasks(
     const report = await applyToTask(store, task.task_id, updates, { now: () => nowMs });
     ended += report.writes;
     budget -= due.length;
+    // A subtask heard from since it was read made its ending stale: look at it again next run.
+    if (report.writes < due.length) more = true;
   }
   return { ended, more: more || budget <= 0 };
 }
