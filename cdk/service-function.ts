@@ -9,6 +9,11 @@ import type { Construct } from 'constructs';
 /** The project root: entry files and the lock file are found from here, whatever the working directory. */
 const PROJECT_ROOT = fileURLToPath(new URL('..', import.meta.url));
 
+/** What active tracing adds to every execution role; X-Ray defines no resource these actions could name. */
+const TRACING_REASON =
+  'Resource "*" is required by the actions active tracing adds, xray:PutTraceSegments and ' +
+  'xray:PutTelemetryRecords, which support no resource-level permissions';
+
 export interface ServiceFunctionOptions {
   /** Entry file relative to the project root, e.g. `lambdas/applier/handler.ts`. */
   readonly entry: string;
@@ -18,11 +23,24 @@ export interface ServiceFunctionOptions {
   readonly environment: Readonly<Record<string, string>>;
   readonly logRetention: logs.RetentionDays;
   readonly logRemovalPolicy: RemovalPolicy;
+  /**
+   * Concurrency kept for this function alone (and its ceiling).
+   *
+   * @default - none: the function shares the account's unreserved concurrency
+   */
+  readonly reservedConcurrentExecutions?: number;
+  /**
+   * Why, besides tracing, the caller grants this function's role an action on every resource; completes the
+   * AwsSolutions-IAM5 acknowledgement of its policy. Name the action and why it takes no resource.
+   *
+   * @default - tracing is the only reason
+   */
+  readonly otherActionsOnEveryResource?: string;
 }
 
 /**
- * Builds a Lambda function with the settings every function of this service shares, so the applier and the
- * API function differ only in what they run, how long and with which environment.
+ * Builds a Lambda function with the settings every function of this service shares, so the functions differ
+ * only in what they run, how long and with which environment.
  */
 export function createServiceFunction(
   scope: Construct,
@@ -52,6 +70,10 @@ export function createServiceFunction(
     architecture: lambda.Architecture.ARM_64,
     timeout: options.timeout,
     memorySize: options.memorySize,
+    reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+    // Active tracing, as Solutions Constructs enable it: one trace follows a status from the queue through the
+    // applier's table calls, and a fold through its reads, writes and events (Powertools Tracer adds segments).
+    tracing: lambda.Tracing.ACTIVE,
     role,
     logGroup,
     environment: {
@@ -84,6 +106,14 @@ export function createServiceFunction(
     reason:
       'Runtime pinned to Node.js 22, a supported Lambda LTS runtime that the esbuild target (node22) ' +
       'matches; moving to a newer runtime is a deliberate, reviewed change.',
+  });
+  // On the role, so that it covers the role's default policy, where CDK puts the tracing statement.
+  Validations.of(role).acknowledge({
+    id: 'AwsSolutions-IAM5[Resource::*]',
+    reason:
+      options.otherActionsOnEveryResource === undefined
+        ? `${TRACING_REASON}.`
+        : `${TRACING_REASON}; ${options.otherActionsOnEveryResource}.`,
   });
 
   return fn;

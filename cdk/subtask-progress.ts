@@ -1,114 +1,80 @@
-import { Duration, RemovalPolicy, Validations } from 'aws-cdk-lib';
+import { Duration, Validations } from 'aws-cdk-lib';
 import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
 import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
 import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
-import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
-import * as secretsmanager from 'aws-cdk-lib/aws-secretsmanager';
-import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ROUTES } from '../lambdas/api/routes';
-import { APPLIER, ENVIRONMENT, STATUS_QUEUE, TABLE_KEYS } from '../lambdas/service-settings';
+import { ROUTES, type RouteKey } from '../lambdas/api/routes';
+import {
+  DUE_INDEX,
+  ENVIRONMENT,
+  STATUS_QUEUE,
+  TABLE_KEYS,
+  TABLE_STREAM_VIEW,
+} from '../lambdas/service-settings';
+import { createAlarms, type PerFunction } from './alarms';
 import { createServiceFunction } from './service-function';
+import { resolveSettings, type SubtaskProgressProps } from './subtask-progress-props';
 
-/** The read API's routes, shared with the handler and the local server; `grantReadProgress` derives ARNs. */
-const API_ROUTES = Object.values(ROUTES).map(parseRouteKey);
+export type { SubtaskProgressAlarmThresholds, SubtaskProgressProps } from './subtask-progress-props';
 
-/** The API function only reads a few items per request; API Gateway itself gives up after 30 s. */
-const API_FUNCTION = { timeoutSeconds: 10, memoryMiB: 256 } as const;
-
-/** Defaults of the default stage's throttling, sized for dashboards and CLIs polling a few tasks each. */
-const API_THROTTLING = { rateLimit: 50, burstLimit: 100 } as const;
-
-/** Bounds AWS sets on an SQS event source's maximum concurrency. */
-const MAX_CONCURRENCY_RANGE = { min: 2, max: 1000 } as const;
-
-/** The data actions each party needs; anything not listed here is denied. */
+/** The data actions each function needs on the table; anything not listed here is denied. */
 const TABLE_ACTIONS = {
-  /** Reads the task item, then its subtask items; commits a transaction of checks, updates and puts. */
-  applier: [
+  /** Reads the task item and the subtask items, then one conditional put per changed subtask: no transaction. */
+  applier: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'],
+  /**
+   * Reads the task item, queries one shard's subtask items, reads the shard counters; conditional updates of a
+   * counter and the task item. Never a put: a fold does not create items.
+   */
+  aggregator: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+  /** Reads progress and pages of subtasks; initialize puts the task, counter and subtask items; cancel updates. */
+  api: [
     'dynamodb:GetItem',
     'dynamodb:BatchGetItem',
+    'dynamodb:Query',
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
-    'dynamodb:ConditionCheckItem',
   ],
-  api: ['dynamodb:GetItem', 'dynamodb:Query'],
-  /** Conditional puts of the task and subtask items, and a read of an existing task on re-initialization. */
-  initialize: ['dynamodb:PutItem', 'dynamodb:GetItem'],
+  /** Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others. */
+  sweeper: [
+    'dynamodb:GetItem',
+    'dynamodb:BatchGetItem',
+    'dynamodb:Query',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+  ],
 } as const;
 
-export interface SubtaskProgressProps {
-  /**
-   * Most applier invocations the status queue may run at once. More concurrency on one hot task only adds
-   * version conflicts, so keep this low unless many tasks run at the same time.
-   *
-   * @default APPLIER.maxConcurrency from `lambdas/service-settings.ts`
-   */
-  readonly maxConcurrency?: number;
+/** The sweeper's only read of the due index: what is due, by when. */
+const DUE_INDEX_ACTIONS = ['dynamodb:Query'] as const;
 
-  /**
-   * How long the log groups of both functions and the API access log keep their events.
-   *
-   * @default logs.RetentionDays.ONE_MONTH
-   */
-  readonly logRetention?: logs.RetentionDays;
+/** What the stream filters recognise of the items (DESIGN §3). */
+const ITEMS = {
+  subtaskSortKeyPrefix: 'SUB#',
+  taskSortKey: 'TASK',
+  taskState: 'task_state',
+  inProgress: 'PROGRESS',
+} as const;
 
-  /**
-   * Authorizer for every API route, e.g. an `HttpJwtAuthorizer` for a Cognito user pool. When set, callers
-   * authenticate through it and `grantReadProgress` is not available.
-   *
-   * @default HttpIamAuthorizer: callers sign requests with SigV4 and need `execute-api:Invoke`
-   */
-  readonly authorizer?: apigw.IHttpRouteAuthorizer;
-
-  /**
-   * Steady-state requests per second the API's default stage accepts before answering 429.
-   *
-   * @default 50
-   */
-  readonly throttlingRateLimit?: number;
-
-  /**
-   * Requests the API's default stage accepts in a burst above the steady rate.
-   *
-   * @default 100
-   */
-  readonly throttlingBurstLimit?: number;
-
-  /**
-   * Topic notified when an alarm (dead-letter queue not empty, applier errors) goes off and when it clears.
-   *
-   * @default - no notification; the alarms are only visible in CloudWatch
-   */
-  readonly alarmTopic?: sns.ITopic;
-
-  /**
-   * What happens to the table and the log groups when they leave the stack or the stack is deleted.
-   * `DESTROY` also requires `deletionProtection: false`.
-   *
-   * @default RemovalPolicy.RETAIN
-   */
-  readonly removalPolicy?: RemovalPolicy;
-
-  /**
-   * Whether DynamoDB refuses to delete the table, whoever asks (CloudFormation included).
-   *
-   * @default true
-   */
-  readonly deletionProtection?: boolean;
-}
+/** Every sweep reads what is due now; a minute is the deadline resolution DESIGN §4 needs. */
+const SWEEP_SCHEDULE = events.Schedule.rate(Duration.minutes(1));
 
 /**
- * Status messages go to an SQS queue; a Lambda applier folds them into a DynamoDB table with optimistic
- * locking; a second Lambda behind an HTTP API serves progress reads. Callers get access through `grant*`.
+ * Status messages go to an SQS queue; an applier Lambda writes each subtask's status to its own item; an
+ * aggregator Lambda on the table's stream recounts the touched shards and ends tasks; a sweeper enforces
+ * deadlines; an API Lambda behind an HTTP API serves progress, initialize and cancel. Callers get access
+ * through `grant*`.
  */
 export class SubtaskProgress extends Construct {
   readonly table: dynamodb.Table;
@@ -116,26 +82,50 @@ export class SubtaskProgress extends Construct {
   readonly queue: sqs.Queue;
   /** Messages the applier could not apply, with the reason attached, and those that ran out of deliveries. */
   readonly deadLetterQueue: sqs.Queue;
+  /** Where the aggregator's event source describes stream records it discarded (shard, sequence numbers). */
+  readonly aggregatorFailureQueue: sqs.Queue;
   readonly applier: NodejsFunction;
+  readonly aggregator: NodejsFunction;
   readonly apiFunction: NodejsFunction;
+  readonly sweeper: NodejsFunction;
+  /** UUID of the status queue's event source mapping (disable it to pause the applier). */
+  readonly applierEventSourceMappingId: string;
+  /** UUID of the stream's event source mapping (disable it to pause the aggregator). */
+  readonly aggregatorEventSourceMappingId: string;
+  /** Runs the sweeper every minute. */
+  readonly sweeperSchedule: events.Rule;
+  /** Receives `Task Ended` and `Subtask Timed Out`. */
+  readonly eventBus: events.IEventBus;
   readonly httpApi: apigw.HttpApi;
-  /** Key the API signs its listing cursors with; generated at deployment, never in the template. */
-  readonly cursorKey: secretsmanager.Secret;
   /** Base URL of the API, ending in `/`. */
   readonly apiUrl: string;
+
+  readonly oldestStatusAlarm: cloudwatch.Alarm;
   readonly deadLetterAlarm: cloudwatch.Alarm;
   readonly applierErrorAlarm: cloudwatch.Alarm;
+  readonly statusesDeadLetteredAlarm: cloudwatch.Alarm;
+  readonly statusesRetriedAlarm: cloudwatch.Alarm;
+  readonly iteratorAgeAlarm: cloudwatch.Alarm;
+  readonly aggregatorFailureAlarm: cloudwatch.Alarm;
+  readonly aggregatorErrorAlarm: cloudwatch.Alarm;
+  readonly foldsSkippedAlarm: cloudwatch.Alarm;
+  readonly apiServerErrorAlarm: cloudwatch.Alarm;
+  readonly sweeperErrorAlarm: cloudwatch.Alarm;
+  readonly sweepErrorsAlarm: cloudwatch.Alarm;
+  /** One alarm per function on its Lambda `Throttles`. */
+  readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
+  readonly tableThrottleAlarm: cloudwatch.Alarm;
+  /** Every alarm above; all notify `alarmTopic` when given. */
+  readonly alarms: readonly cloudwatch.Alarm[];
 
   private readonly usesIamAuthorization: boolean;
 
   constructor(scope: Construct, id: string, props: SubtaskProgressProps = {}) {
     // Before super(): an invalid configuration leaves nothing half-built in the caller's tree.
-    validateProps(props);
+    const settings = resolveSettings(props);
     super(scope, id);
 
-    const maxConcurrency = props.maxConcurrency ?? APPLIER.maxConcurrency;
-    const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
-    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    const { logRetention, removalPolicy } = settings;
     this.usesIamAuthorization =
       props.authorizer === undefined || props.authorizer instanceof HttpIamAuthorizer;
 
@@ -144,33 +134,56 @@ export class SubtaskProgress extends Construct {
       sortKey: { name: TABLE_KEYS.sortKey, type: dynamodb.AttributeType.STRING },
       billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
       timeToLiveAttribute: TABLE_KEYS.timeToLiveAttribute,
+      // The aggregator learns from the stream which shards changed; the ending needs a task's old and new state.
+      stream: dynamodb.StreamViewType[TABLE_STREAM_VIEW],
       pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
       // A KMS key in the account (aws/dynamodb): key use shows in CloudTrail, and no key grants to manage.
       encryption: dynamodb.TableEncryption.AWS_MANAGED,
-      deletionProtection: props.deletionProtection ?? true,
+      deletionProtection: settings.deletionProtection,
       removalPolicy,
+    });
+    // Sparse: only task items that need the sweeper carry `due_pk`; keys are all the sweeper reads from it.
+    this.table.addGlobalSecondaryIndex({
+      indexName: DUE_INDEX.indexName,
+      partitionKey: { name: DUE_INDEX.partitionKey, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: DUE_INDEX.sortKey, type: dynamodb.AttributeType.NUMBER },
+      projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      retentionPeriod: Duration.days(STATUS_QUEUE.deadLetterRetentionDays),
+      retentionPeriod: settings.deadLetterRetention,
     });
 
     this.queue = new sqs.Queue(this, 'StatusQueue', {
       // SQS-managed keys: producers need no KMS permissions, only sqs:SendMessage.
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
-      visibilityTimeout: Duration.seconds(STATUS_QUEUE.visibilityTimeoutSeconds),
-      retentionPeriod: Duration.days(STATUS_QUEUE.retentionDays),
+      // AWS asks for at least 6 times the function timeout, so that a batch is not redelivered while it runs.
+      visibilityTimeout: Duration.seconds(6 * settings.applier.timeout.toSeconds()),
+      retentionPeriod: settings.statusRetention,
       deadLetterQueue: { queue: this.deadLetterQueue, maxReceiveCount: STATUS_QUEUE.receiveLimit },
+    });
+
+    this.aggregatorFailureQueue = new sqs.Queue(this, 'AggregatorFailureQueue', {
+      encryption: sqs.QueueEncryption.SQS_MANAGED,
+      enforceSSL: true,
+      retentionPeriod: settings.deadLetterRetention,
+    });
+    Validations.of(this.aggregatorFailureQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        "This queue is itself a dead-letter destination: the on-failure destination of the aggregator's " +
+        'stream event source. Nothing consumes it automatically, so a dead-letter queue behind it would never ' +
+        'receive anything.',
     });
 
     this.applier = createServiceFunction(this, 'Applier', {
       entry: 'lambdas/applier/handler.ts',
-      description: 'Subtask status applier: status queue to table',
-      timeout: Duration.seconds(APPLIER.timeoutSeconds),
-      memorySize: APPLIER.memoryMiB,
+      description: 'Subtask status applier: status queue to subtask items',
+      timeout: settings.applier.timeout,
+      memorySize: settings.applier.memorySize,
       environment: {
         [ENVIRONMENT.tableName]: this.table.tableName,
         [ENVIRONMENT.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
@@ -179,47 +192,93 @@ export class SubtaskProgress extends Construct {
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
-    this.table.grant(this.applier, ...TABLE_ACTIONS.applier);
+    this.grantTable(this.applier, TABLE_ACTIONS.applier);
     // The applier dead-letters permanent failures itself, with the reason attached.
     this.deadLetterQueue.grant(this.applier, 'sqs:SendMessage');
-    this.applier.addEventSource(
-      new SqsEventSource(this.queue, {
-        batchSize: APPLIER.batchSize,
-        maxBatchingWindow: Duration.seconds(APPLIER.maxBatchingWindowSeconds),
-        reportBatchItemFailures: true,
-        maxConcurrency,
-      }),
-    );
-
-    this.cursorKey = new secretsmanager.Secret(this, 'CursorKey', {
-      description: 'Signs the listing cursors of the subtask progress API',
-      generateSecretString: { passwordLength: 64, excludePunctuation: true },
-      // Disposable: losing the key only invalidates cursors that clients still hold.
-      removalPolicy: RemovalPolicy.DESTROY,
+    const statusSource = new SqsEventSource(this.queue, {
+      batchSize: settings.applier.batchSize,
+      maxBatchingWindow: settings.applier.maxBatchingWindow,
+      reportBatchItemFailures: true,
+      maxConcurrency: settings.applier.maxConcurrency,
     });
-    // A rotated key would reach the function only on its next deployment (CloudFormation resolves the value
-    // then) and would invalidate every cursor in flight; the key guards cursor integrity, not data.
-    Validations.of(this.cursorKey).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'Cursor-signing key, not a credential: the function receives it at deployment, so rotation means ' +
-        'putting a new value and redeploying, which also invalidates outstanding listing cursors.',
-    });
+    this.applier.addEventSource(statusSource);
+    this.applierEventSourceMappingId = statusSource.eventSourceMappingId;
 
-    this.apiFunction = createServiceFunction(this, 'ApiFunction', {
-      entry: 'lambdas/api/handler.ts',
-      description: 'Progress read API: table to HTTP responses',
-      timeout: Duration.seconds(API_FUNCTION.timeoutSeconds),
-      memorySize: API_FUNCTION.memoryMiB,
+    this.eventBus = props.eventBus ?? events.EventBus.fromEventBusName(this, 'DefaultBus', 'default');
+    this.aggregator = createServiceFunction(this, 'Aggregator', {
+      entry: 'lambdas/aggregator/handler.ts',
+      description: "Aggregator: recounts the shards the table's stream reports as changed, ends tasks",
+      timeout: settings.aggregator.timeout,
+      memorySize: settings.aggregator.memorySize,
+      reservedConcurrentExecutions: settings.aggregator.reservedConcurrency,
       environment: {
         [ENVIRONMENT.tableName]: this.table.tableName,
-        // A dynamic reference CloudFormation resolves at deployment: the key never appears in the template.
-        [ENVIRONMENT.cursorKey]: this.cursorKey.secretValue.unsafeUnwrap(),
+        [ENVIRONMENT.eventBusName]: this.eventBus.eventBusName,
       },
       logRetention,
       logRemovalPolicy: removalPolicy,
+      otherActionsOnEveryResource:
+        'the stream event source grant (Table.grantStreamRead) puts dynamodb:ListStreams, a listing of the ' +
+        'account\'s stream ARNs that returns no item data, on "*"; the stream reads themselves ' +
+        "(DescribeStream, GetRecords, GetShardIterator) are limited to this table's stream ARN",
     });
-    this.table.grant(this.apiFunction, ...TABLE_ACTIONS.api);
+    this.grantTable(this.aggregator, TABLE_ACTIONS.aggregator);
+    this.eventBus.grantPutEventsTo(this.aggregator);
+    const streamSource = new DynamoEventSource(this.table, {
+      // A new mapping (first deployment, or one CloudFormation replaced) starts at the oldest record still in
+      // the stream, so it skips nothing it can still read.
+      startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+      batchSize: settings.aggregator.batchSize,
+      maxBatchingWindow: settings.aggregator.maxBatchingWindow,
+      parallelizationFactor: settings.aggregator.parallelizationFactor,
+      bisectBatchOnError: true,
+      reportBatchItemFailures: true,
+      // Retry a failing record until it leaves the stream (24 hours): recounts are idempotent, and a record
+      // given up early is a change no fold sees. -1 is also the service default; explicit, the template says it.
+      retryAttempts: -1,
+      onFailure: new SqsDlq(this.aggregatorFailureQueue),
+      filters: aggregatorFilters(),
+    });
+    this.aggregator.addEventSource(streamSource);
+    this.aggregatorEventSourceMappingId = streamSource.eventSourceMappingId;
+
+    this.apiFunction = createServiceFunction(this, 'ApiFunction', {
+      entry: 'lambdas/api/handler.ts',
+      description: 'Progress API: task progress, subtask pages, initialize and cancel',
+      timeout: settings.api.timeout,
+      memorySize: settings.api.memorySize,
+      reservedConcurrentExecutions: settings.api.reservedConcurrency,
+      environment: { [ENVIRONMENT.tableName]: this.table.tableName },
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
+    this.grantTable(this.apiFunction, TABLE_ACTIONS.api);
+
+    this.sweeper = createServiceFunction(this, 'Sweeper', {
+      entry: 'lambdas/sweeper/handler.ts',
+      description: 'Sweeper: deadlines, subtask timeouts, unfinished initializations, idle recounts',
+      timeout: settings.sweeper.timeout,
+      memorySize: settings.sweeper.memorySize,
+      environment: { [ENVIRONMENT.tableName]: this.table.tableName },
+      logRetention,
+      logRemovalPolicy: removalPolicy,
+    });
+    this.grantTable(this.sweeper, TABLE_ACTIONS.sweeper);
+    this.grantTable(this.sweeper, DUE_INDEX_ACTIONS, [`${this.table.tableArn}/index/${DUE_INDEX.indexName}`]);
+    // Each run handles everything due at that moment, so a failed run is not retried: the next one, a minute
+    // later, takes its place instead of overlapping a retry.
+    this.sweeper.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(1) });
+    // An EventBridge rule rather than EventBridge Scheduler: a rule invokes through a resource-based permission
+    // on the function, limited to this rule's ARN, while a schedule needs a role whose lambda:InvokeFunction
+    // statement (on the function and its `:*` versions) cdk-nag reports as AwsSolutions-IAM5. A fixed
+    // one-minute rate needs none of Scheduler's extras (time zones, one-off schedules, flexible windows).
+    this.sweeperSchedule = new events.Rule(this, 'SweeperSchedule', {
+      description: 'Runs the subtask progress sweeper',
+      schedule: SWEEP_SCHEDULE,
+    });
+    this.sweeperSchedule.addTarget(
+      new targets.LambdaFunction(this.sweeper, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
+    );
 
     const authorizer = props.authorizer ?? new HttpIamAuthorizer();
     this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
@@ -229,7 +288,7 @@ export class SubtaskProgress extends Construct {
       createDefaultStage: false,
     });
     const integration = new HttpLambdaIntegration('ApiIntegration', this.apiFunction);
-    for (const { method, path } of API_ROUTES) {
+    for (const { method, path } of Object.values(ROUTES).map(parseRouteKey)) {
       this.httpApi.addRoutes({ path, methods: [method], integration });
     }
     const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
@@ -237,8 +296,8 @@ export class SubtaskProgress extends Construct {
       stageName: '$default',
       autoDeploy: true,
       throttle: {
-        rateLimit: props.throttlingRateLimit ?? API_THROTTLING.rateLimit,
-        burstLimit: props.throttlingBurstLimit ?? API_THROTTLING.burstLimit,
+        rateLimit: settings.api.throttlingRateLimit,
+        burstLimit: settings.api.throttlingBurstLimit,
       },
       accessLogSettings: {
         destination: new apigw.LogGroupLogDestination(accessLogs),
@@ -261,31 +320,44 @@ export class SubtaskProgress extends Construct {
     });
     this.apiUrl = stage.url;
 
-    this.deadLetterAlarm = new cloudwatch.Alarm(this, 'DeadLetterAlarm', {
-      alarmDescription:
-        'Status messages reached the dead-letter queue: rejected as invalid, or not applied within the ' +
-        'receive limit.',
-      metric: this.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
-        period: Duration.minutes(1),
-        statistic: cloudwatch.Stats.MAXIMUM,
-      }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    this.applierErrorAlarm = new cloudwatch.Alarm(this, 'ApplierErrorAlarm', {
-      alarmDescription:
-        'The status applier failed whole invocations (not single records): statuses are delayed.',
-      metric: this.applier.metricErrors({ period: Duration.minutes(5), statistic: cloudwatch.Stats.SUM }),
-      threshold: 0,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-      evaluationPeriods: 1,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
+    const alarms = createAlarms(
+      this,
+      {
+        statusQueue: this.queue,
+        deadLetterQueue: this.deadLetterQueue,
+        aggregatorFailureQueue: this.aggregatorFailureQueue,
+        applier: this.applier,
+        aggregator: this.aggregator,
+        apiFunction: this.apiFunction,
+        sweeper: this.sweeper,
+        httpApi: this.httpApi,
+        table: this.table,
+        tableOperations: [...new Set(Object.values(TABLE_ACTIONS).flat())].map((action) =>
+          action.replace(/^dynamodb:/, ''),
+        ),
+      },
+      settings.alarmThresholds,
+    );
+    this.oldestStatusAlarm = alarms.oldestStatusAlarm;
+    this.deadLetterAlarm = alarms.deadLetterAlarm;
+    this.applierErrorAlarm = alarms.applierErrorAlarm;
+    this.statusesDeadLetteredAlarm = alarms.statusesDeadLetteredAlarm;
+    this.statusesRetriedAlarm = alarms.statusesRetriedAlarm;
+    this.iteratorAgeAlarm = alarms.iteratorAgeAlarm;
+    this.aggregatorFailureAlarm = alarms.aggregatorFailureAlarm;
+    this.aggregatorErrorAlarm = alarms.aggregatorErrorAlarm;
+    this.foldsSkippedAlarm = alarms.foldsSkippedAlarm;
+    this.apiServerErrorAlarm = alarms.apiServerErrorAlarm;
+    this.sweeperErrorAlarm = alarms.sweeperErrorAlarm;
+    this.sweepErrorsAlarm = alarms.sweepErrorsAlarm;
+    this.throttleAlarms = alarms.throttleAlarms;
+    this.tableThrottleAlarm = alarms.tableThrottleAlarm;
+    const { throttleAlarms, ...singleAlarms } = alarms;
+    this.alarms = [...Object.values(singleAlarms), ...Object.values(throttleAlarms)];
+
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
-      for (const alarm of [this.deadLetterAlarm, this.applierErrorAlarm]) {
+      for (const alarm of this.alarms) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }
@@ -297,38 +369,92 @@ export class SubtaskProgress extends Construct {
     return this.queue.grant(grantee, 'sqs:SendMessage');
   }
 
-  /** Lets a producer initialize tasks: conditional puts of task and subtask items, reads of a task. */
+  /**
+   * Lets a producer initialize tasks through the API (`PUT /tasks/{task_id}`, SigV4-signed). Producers get no
+   * table rights: the API function alone writes tasks. Needs IAM authorization on the API.
+   *
+   * The route ARN ends in wildcards (any stage, any task id), so cdk-nag reports AwsSolutions-IAM5 on the
+   * grantee's policy; acknowledge it there, where the grantee is defined.
+   */
   grantInitialize(grantee: iam.IGrantable): iam.Grant {
-    return this.table.grant(grantee, ...TABLE_ACTIONS.initialize);
+    return this.grantRoutes('grantInitialize', grantee, [ROUTES.initialize]);
   }
 
   /**
-   * Lets a reader call the GET routes of the API. Only meaningful with IAM authorization: with a custom
-   * authorizer, readers authenticate through that authorizer instead.
-   *
-   * The route ARNs end in wildcards (any stage, any task id), so cdk-nag reports AwsSolutions-IAM5 on the
-   * grantee's policy; acknowledge it there, where the grantee is defined.
+   * Lets a producer cancel tasks through the API (`POST /tasks/{task_id}/cancel`). Needs IAM authorization on
+   * the API; acknowledge AwsSolutions-IAM5 on the grantee as for `grantInitialize`.
+   */
+  grantCancel(grantee: iam.IGrantable): iam.Grant {
+    return this.grantRoutes('grantCancel', grantee, [ROUTES.cancel]);
+  }
+
+  /**
+   * Lets a reader call the GET routes of the API. Needs IAM authorization on the API: with a custom
+   * authorizer, readers authenticate through that authorizer instead. Acknowledge AwsSolutions-IAM5 on the
+   * grantee as for `grantInitialize`.
    */
   grantReadProgress(grantee: iam.IGrantable): iam.Grant {
+    return this.grantRoutes('grantReadProgress', grantee, [ROUTES.task, ROUTES.subtasks]);
+  }
+
+  private grantRoutes(method: string, grantee: iam.IGrantable, routeKeys: readonly RouteKey[]): iam.Grant {
     if (!this.usesIamAuthorization) {
       throw new Error(
-        'grantReadProgress needs IAM authorization on the API; ' +
+        `${method} needs IAM authorization on the API; ` +
           'with a custom authorizer, grant access through that authorizer.',
       );
     }
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ['execute-api:Invoke'],
-      resourceArns: API_ROUTES.filter(({ method }) => method === apigw.HttpMethod.GET).map((route) =>
-        this.routeArn(route),
-      ),
+      resourceArns: routeKeys.map((routeKey) => this.routeArn(parseRouteKey(routeKey))),
     });
+  }
+
+  /**
+   * Grants table actions on the table itself (or the given ARNs), never on `<table>/index/*`, which
+   * `table.grant` adds as soon as the table has an index: only the sweeper reads the due index.
+   */
+  private grantTable(
+    grantee: iam.IGrantable,
+    actions: readonly string[],
+    resourceArns: readonly string[] = [this.table.tableArn],
+  ): iam.Grant {
+    return iam.Grant.addToPrincipal({ grantee, actions: [...actions], resourceArns: [...resourceArns] });
   }
 
   /** ARN of a route in any stage; path parameters become wildcards, as IAM matches the request path. */
   private routeArn({ method, path }: ApiRoute): string {
     return this.httpApi.arnForExecuteApi(method, path.replace(/\{[^}]+\}/g, '*'));
   }
+}
+
+/**
+ * What the aggregator is invoked for (DESIGN §2, "The fold's rules at its edges"). The handler applies the
+ * same predicate again, since the local poller has no filters. Neither the fold's own task writes (still
+ * `PROGRESS`) nor its counter writes (`SHARD#…`) match, so the aggregator never triggers itself.
+ */
+function aggregatorFilters(): Array<Record<string, unknown>> {
+  const { FilterCriteria, FilterRule } = lambda;
+  const sortKey = (match: unknown) => ({ [TABLE_KEYS.sortKey]: { S: match } });
+  const taskState = (match: unknown) => ({ [ITEMS.taskState]: { S: match } });
+  return [
+    // A subtask's status changed (a status, a sweeper's TIMED_OUT, a cancel's REVOKED) or its item was removed:
+    // its shard needs a recount. Initialize's INSERTs change no counter.
+    FilterCriteria.filter({
+      eventName: FilterRule.or('MODIFY', 'REMOVE'),
+      dynamodb: { Keys: sortKey(FilterRule.beginsWith(ITEMS.subtaskSortKeyPrefix)) },
+    }),
+    // A task left PROGRESS: the one record the `Task Ended` event is published from.
+    FilterCriteria.filter({
+      eventName: FilterRule.isEqual('MODIFY'),
+      dynamodb: {
+        Keys: sortKey(FilterRule.isEqual(ITEMS.taskSortKey)),
+        OldImage: taskState(FilterRule.isEqual(ITEMS.inProgress)),
+        NewImage: taskState(FilterRule.notEquals(ITEMS.inProgress)),
+      },
+    }),
+  ];
 }
 
 interface ApiRoute {
@@ -344,39 +470,4 @@ function parseRouteKey(routeKey: string): ApiRoute {
     throw new Error(`Route key must look like "GET /path", got "${routeKey}"`);
   }
   return { method: httpMethod, path };
-}
-
-function validateProps(props: SubtaskProgressProps): void {
-  const { maxConcurrency, throttlingRateLimit, throttlingBurstLimit } = props;
-  if (
-    maxConcurrency !== undefined &&
-    (!Number.isInteger(maxConcurrency) ||
-      maxConcurrency < MAX_CONCURRENCY_RANGE.min ||
-      maxConcurrency > MAX_CONCURRENCY_RANGE.max)
-  ) {
-    throw new Error(
-      `maxConcurrency must be an integer from ${MAX_CONCURRENCY_RANGE.min} to ${MAX_CONCURRENCY_RANGE.max} ` +
-        `(limits of an SQS event source), got ${maxConcurrency}`,
-    );
-  }
-  if (
-    throttlingRateLimit !== undefined &&
-    !(Number.isFinite(throttlingRateLimit) && throttlingRateLimit > 0)
-  ) {
-    throw new Error(
-      `throttlingRateLimit must be a positive number of requests per second, got ${throttlingRateLimit}`,
-    );
-  }
-  if (
-    throttlingBurstLimit !== undefined &&
-    !(Number.isInteger(throttlingBurstLimit) && throttlingBurstLimit > 0)
-  ) {
-    throw new Error(`throttlingBurstLimit must be a positive integer, got ${throttlingBurstLimit}`);
-  }
-  if (props.removalPolicy === RemovalPolicy.DESTROY && (props.deletionProtection ?? true)) {
-    throw new Error(
-      'removalPolicy DESTROY cannot delete a table with deletion protection: ' +
-        'set deletionProtection: false as well',
-    );
-  }
 }

@@ -1,11 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Validations } from 'aws-cdk-lib';
-import { AwsSolutionsChecks } from 'cdk-nag';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { SubtaskProgressStack } from '../../cdk/subtask-progress-stack';
+import { defineSubtaskProgressApp } from '../../cdk/subtask-progress-app';
 import { ENVIRONMENT } from '../../lambdas/service-settings';
 import { testApp } from './synthesize';
 
@@ -14,12 +12,15 @@ const bundledFunction = z.object({
   Properties: z.object({ Code: z.object({ S3Key: z.string() }) }),
 });
 
-/** What the handlers need at load time; a deployed function gets the same names from the stack. */
+/**
+ * What the handlers need at load time, all four merged (applier: table, dead-letter queue, receive limit;
+ * aggregator: table, event bus; API and sweeper: table); a deployed function gets its names from the stack.
+ */
 const HANDLER_ENVIRONMENT = {
   [ENVIRONMENT.tableName]: 'progress-table',
   [ENVIRONMENT.deadLetterQueueUrl]: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dead-letters',
   [ENVIRONMENT.receiveLimit]: '5',
-  [ENVIRONMENT.cursorKey]: 'k'.repeat(64),
+  [ENVIRONMENT.eventBusName]: 'default',
   AWS_REGION: 'eu-west-1',
   AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
 };
@@ -27,11 +28,11 @@ const HANDLER_ENVIRONMENT = {
 describe('the deployable assembly', () => {
   // The one synthesis that bundles for real and runs every validation, exactly as `cdk synth` does.
   const app = testApp({ bundle: true });
-  new SubtaskProgressStack(app, 'Deployable');
-  Validations.of(app).addPlugins(new AwsSolutionsChecks(app));
+  // The app `cdk/app.ts` defines, cdk-nag included.
+  const stack = defineSubtaskProgressApp(app);
   // In a test process an open finding makes synth() throw, with the report as its message.
   const assembly = app.synth();
-  const assetDirectories = Object.values(assembly.getStackByName('Deployable').template.Resources).flatMap(
+  const assetDirectories = Object.values(assembly.getStackByName(stack.stackName).template.Resources).flatMap(
     (resource) => {
       const fn = bundledFunction.safeParse(resource);
       return fn.success
@@ -46,7 +47,8 @@ describe('the deployable assembly', () => {
   });
 
   it('bundles each function into one minified ES module with its source map', () => {
-    expect(assetDirectories).not.toEqual([]);
+    // Applier, aggregator, API function, sweeper.
+    expect(assetDirectories).toHaveLength(4);
     for (const directory of assetDirectories) {
       expect(readdirSync(directory).sort()).toEqual(['index.mjs', 'index.mjs.map']);
       const code = readFileSync(join(directory, 'index.mjs'), 'utf8');

@@ -62,6 +62,33 @@ describe('cdk-nag AwsSolutions', () => {
     expect(findings(app)).toEqual([]);
   });
 
+  it('finds nothing unacknowledged with an alarm e-mail: the new topic is encrypted and TLS-only', () => {
+    const stack = new SubtaskProgressStack(testApp(), 'Nagged', { alarmEmail: 'oncall@example.com' });
+
+    expect(findings(stack)).toEqual([]);
+  });
+
+  it('acknowledges exactly these rules: the runtime pin, unscoped tracing actions, the on-failure queue', () => {
+    // CDK records an acknowledged rule id under an `Annotation::` prefix.
+    const acknowledged = acknowledgements(stackWith()).map(
+      ({ id, path }) => `${id.replace(/^Annotation::/, '')} at ${path}`,
+    );
+
+    expect(acknowledged.sort()).toEqual(
+      [
+        'AwsSolutions-IAM5[Resource::*] at Nagged/SubtaskProgress/AggregatorRole',
+        'AwsSolutions-IAM5[Resource::*] at Nagged/SubtaskProgress/ApiFunctionRole',
+        'AwsSolutions-IAM5[Resource::*] at Nagged/SubtaskProgress/ApplierRole',
+        'AwsSolutions-IAM5[Resource::*] at Nagged/SubtaskProgress/SweeperRole',
+        'AwsSolutions-L1 at Nagged/SubtaskProgress/Aggregator',
+        'AwsSolutions-L1 at Nagged/SubtaskProgress/ApiFunction',
+        'AwsSolutions-L1 at Nagged/SubtaskProgress/Applier',
+        'AwsSolutions-L1 at Nagged/SubtaskProgress/Sweeper',
+        'AwsSolutions-SQS3 at Nagged/SubtaskProgress/AggregatorFailureQueue',
+      ].sort(),
+    );
+  });
+
   it('gives every acknowledgement a specific reason', () => {
     const acknowledged = acknowledgements(stackWith());
 

@@ -5,12 +5,20 @@ import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
 import { z } from 'zod';
 import type { SubtaskProgress, SubtaskProgressProps } from '../../cdk/subtask-progress';
-import { SubtaskProgressStack } from '../../cdk/subtask-progress-stack';
+import { SubtaskProgressStack, type SubtaskProgressStackProps } from '../../cdk/subtask-progress-stack';
+
+const CDK_JSON = z
+  .object({ context: z.record(z.string(), z.unknown()), versionReporting: z.boolean().optional() })
+  .parse(JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8')));
 
 /** The feature flags `cdk synth` runs with, so the tests see the template the CLI produces. */
-const FEATURE_FLAGS = z
-  .object({ context: z.record(z.string(), z.unknown()) })
-  .parse(JSON.parse(readFileSync(new URL('../../cdk.json', import.meta.url), 'utf8'))).context;
+const FEATURE_FLAGS = CDK_JSON.context;
+
+/**
+ * Whether `cdk synth` adds its CDKMetadata resource, whose condition lists every region it exists in (the CLI
+ * reports versions unless cdk.json says otherwise).
+ */
+const VERSION_REPORTING = CDK_JSON.versionReporting ?? true;
 
 export interface TestAppOptions {
   /**
@@ -18,12 +26,17 @@ export interface TestAppOptions {
    * Both cost seconds; only the test about the deployable assembly needs them.
    */
   readonly bundle?: boolean;
+  /** More context, as `cdk deploy -c key=value` gives it. */
+  readonly context?: Record<string, unknown>;
 }
 
-export function testApp({ bundle = false }: TestAppOptions = {}): App {
+export function testApp({ bundle = false, context = {} }: TestAppOptions = {}): App {
   return new App({
-    context: bundle ? FEATURE_FLAGS : { ...FEATURE_FLAGS, 'aws:cdk:bundling-stacks': [] },
+    context: bundle
+      ? { ...FEATURE_FLAGS, ...context }
+      : { ...FEATURE_FLAGS, ...context, 'aws:cdk:bundling-stacks': [] },
     builtinCloudFormationValidation: bundle,
+    analyticsReporting: VERSION_REPORTING,
   });
 }
 
@@ -42,10 +55,30 @@ export function synthesize(
   props: SubtaskProgressProps = {},
   extend?: (stack: SubtaskProgressStack, progress: SubtaskProgress) => void,
 ): Synthesized {
+  return synthesizeStack({ progress: props }, extend);
+}
+
+/** As `synthesize`, with props of the stack itself (alarm e-mail, alarm topic ARN). */
+export function synthesizeStack(
+  props: SubtaskProgressStackProps,
+  extend?: (stack: SubtaskProgressStack, progress: SubtaskProgress) => void,
+): Synthesized {
   const app = testApp();
-  const stack = new SubtaskProgressStack(app, 'Test', { progress: props });
+  const stack = new SubtaskProgressStack(app, 'Test', props);
   extend?.(stack, stack.progress);
   return { app, stack, progress: stack.progress, template: Template.fromStack(stack) };
+}
+
+/** The filter patterns of an event source mapping resource, parsed. */
+export function filterPatterns(mapping: unknown): unknown[] {
+  return z
+    .object({
+      Properties: z.looseObject({
+        FilterCriteria: z.object({ Filters: z.array(z.object({ Pattern: z.string() })) }),
+      }),
+    })
+    .parse(mapping)
+    .Properties.FilterCriteria.Filters.map(({ Pattern }) => JSON.parse(Pattern));
 }
 
 /** Logical ID of a construct's CloudFormation resource, e.g. to match a `Ref` or `Fn::GetAtt`. */

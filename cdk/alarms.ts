@@ -1,0 +1,232 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type { Construct } from 'constructs';
+import type { SubtaskProgressAlarmThresholds } from './subtask-progress-props';
+
+/**
+ * Where the handlers' Powertools metrics land: the namespace each handler sets, and the `service` dimension
+ * Powertools adds from each handler's service name. Alarms on other names would wait for data forever.
+ */
+export const SERVICE_METRICS = {
+  namespace: 'SubtaskProgress',
+  dimension: 'service',
+  services: { applier: 'applier', aggregator: 'aggregator', sweeper: 'sweeper' },
+} as const;
+
+/** One window for every alarm, so that each threshold reads as "per 5 minutes". */
+const PERIOD = Duration.minutes(5);
+
+/** Where an operator reads what each alarm means and what to do. */
+const RUNBOOK = 'Runbook: docs/operations.md';
+
+export interface AlarmSources {
+  readonly statusQueue: sqs.IQueue;
+  readonly deadLetterQueue: sqs.IQueue;
+  readonly aggregatorFailureQueue: sqs.IQueue;
+  readonly applier: lambda.IFunction;
+  readonly aggregator: lambda.IFunction;
+  readonly apiFunction: lambda.IFunction;
+  readonly sweeper: lambda.IFunction;
+  readonly httpApi: apigw.IHttpApi;
+  readonly table: dynamodb.Table;
+  /** The table operations the service calls, e.g. `GetItem`: each one's throttled requests are counted. */
+  readonly tableOperations: readonly string[];
+}
+
+/** The service's functions, by the name alarms and the runbook use. */
+export interface PerFunction<T> {
+  readonly applier: T;
+  readonly aggregator: T;
+  readonly api: T;
+  readonly sweeper: T;
+}
+
+export interface ServiceAlarms {
+  readonly oldestStatusAlarm: cloudwatch.Alarm;
+  readonly deadLetterAlarm: cloudwatch.Alarm;
+  readonly applierErrorAlarm: cloudwatch.Alarm;
+  readonly statusesDeadLetteredAlarm: cloudwatch.Alarm;
+  readonly statusesRetriedAlarm: cloudwatch.Alarm;
+  readonly iteratorAgeAlarm: cloudwatch.Alarm;
+  readonly aggregatorFailureAlarm: cloudwatch.Alarm;
+  readonly aggregatorErrorAlarm: cloudwatch.Alarm;
+  readonly foldsSkippedAlarm: cloudwatch.Alarm;
+  readonly apiServerErrorAlarm: cloudwatch.Alarm;
+  readonly sweeperErrorAlarm: cloudwatch.Alarm;
+  readonly sweepErrorsAlarm: cloudwatch.Alarm;
+  readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
+  readonly tableThrottleAlarm: cloudwatch.Alarm;
+}
+
+/**
+ * The alarms an operator must hear about: every way a status or a count can be delayed or lost, each going off
+ * on one breaching 5-minute window. Missing data (an idle service publishes nothing) is not breaching.
+ */
+export function createAlarms(
+  scope: Construct,
+  sources: AlarmSources,
+  thresholds: Required<SubtaskProgressAlarmThresholds>,
+): ServiceAlarms {
+  const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold: number) =>
+    new cloudwatch.Alarm(scope, id, {
+      alarmDescription: `${description} ${RUNBOOK}, "${id}".`,
+      metric,
+      threshold,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+      evaluationPeriods: 1,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+  const sum = { period: PERIOD, statistic: cloudwatch.Stats.SUM };
+  const maximum = { period: PERIOD, statistic: cloudwatch.Stats.MAXIMUM };
+  const serviceMetric = (metricName: string, service: string) =>
+    new cloudwatch.Metric({
+      namespace: SERVICE_METRICS.namespace,
+      metricName,
+      dimensionsMap: { [SERVICE_METRICS.dimension]: service },
+      ...sum,
+    });
+  const { services } = SERVICE_METRICS;
+
+  return {
+    oldestStatusAlarm: alarm(
+      'OldestStatusAlarm',
+      'A status has waited in the status queue longer than the threshold: the applier is disabled, failing or ' +
+        'falling behind, and the queue drops statuses when their retention ends.',
+      sources.statusQueue.metricApproximateAgeOfOldestMessage(maximum),
+      thresholds.oldestStatusAgeMinutes * 60,
+    ),
+    deadLetterAlarm: alarm(
+      'DeadLetterAlarm',
+      'Status messages reached the dead-letter queue: rejected as invalid, or not applied within the ' +
+        'receive limit.',
+      sources.deadLetterQueue.metricApproximateNumberOfMessagesVisible(maximum),
+      0,
+    ),
+    applierErrorAlarm: alarm(
+      'ApplierErrorAlarm',
+      'The status applier failed whole invocations (not single records): statuses are delayed.',
+      sources.applier.metricErrors(sum),
+      0,
+    ),
+    statusesDeadLetteredAlarm: alarm(
+      'StatusesDeadLetteredAlarm',
+      'The applier dead-lettered statuses in the last 5 minutes (metric StatusesDeadLettered).',
+      serviceMetric('StatusesDeadLettered', services.applier),
+      0,
+    ),
+    statusesRetriedAlarm: alarm(
+      'StatusesRetriedAlarm',
+      'The applier handed many statuses back for a retry (metric StatusesRetried): throttling, errors, or ' +
+        'statuses of tasks that are not initialized.',
+      serviceMetric('StatusesRetried', services.applier),
+      thresholds.statusesRetriedPerFiveMinutes,
+    ),
+    iteratorAgeAlarm: alarm(
+      'IteratorAgeAlarm',
+      "The aggregator is behind on the table's stream: progress is stale, and stream records expire after " +
+        '24 hours.',
+      sources.aggregator.metric('IteratorAge', maximum),
+      thresholds.iteratorAgeMinutes * 60 * 1000,
+    ),
+    aggregatorFailureAlarm: alarm(
+      'AggregatorFailureAlarm',
+      "The aggregator's event source discarded stream records and sent their description to the on-failure " +
+        'queue: the shards they touched are not recounted until they change again or are reconciled.',
+      sources.aggregatorFailureQueue.metricApproximateNumberOfMessagesVisible(maximum),
+      0,
+    ),
+    aggregatorErrorAlarm: alarm(
+      'AggregatorErrorAlarm',
+      'The aggregator failed whole invocations (not single records): the batch is retried and its stream ' +
+        'shard waits.',
+      sources.aggregator.metricErrors(sum),
+      0,
+    ),
+    foldsSkippedAlarm: alarm(
+      'FoldsSkippedAlarm',
+      'The aggregator skipped records whose fold failed with a non-transient error (metric FoldsSkipped).',
+      serviceMetric('FoldsSkipped', services.aggregator),
+      0,
+    ),
+    apiServerErrorAlarm: alarm(
+      'ApiServerErrorAlarm',
+      'The API answered with 5xx statuses (handler errors become 500 responses, so Lambda Errors misses them).',
+      sources.httpApi.metricServerError(sum),
+      thresholds.apiServerErrorsPerFiveMinutes,
+    ),
+    sweeperErrorAlarm: alarm(
+      'SweeperErrorAlarm',
+      'The sweeper failed whole runs: deadlines, cancels and idle recounts wait for the next run.',
+      sources.sweeper.metricErrors(sum),
+      0,
+    ),
+    sweepErrorsAlarm: alarm(
+      'SweepErrorsAlarm',
+      'The sweeper could not handle some due tasks (metric SweepErrors).',
+      serviceMetric('SweepErrors', services.sweeper),
+      0,
+    ),
+    throttleAlarms: {
+      applier: alarm(
+        'ApplierThrottleAlarm',
+        'Applier invocations were throttled: statuses wait in the queue.',
+        sources.applier.metricThrottles(sum),
+        thresholds.functionThrottlesPerFiveMinutes,
+      ),
+      aggregator: alarm(
+        'AggregatorThrottleAlarm',
+        'Aggregator invocations were throttled: its reserved concurrency is below stream shards times the ' +
+          'parallelization factor, and progress lags.',
+        sources.aggregator.metricThrottles(sum),
+        thresholds.functionThrottlesPerFiveMinutes,
+      ),
+      api: alarm(
+        'ApiThrottleAlarm',
+        'API function invocations were throttled at its reserved concurrency: callers got 5xx responses.',
+        sources.apiFunction.metricThrottles(sum),
+        thresholds.functionThrottlesPerFiveMinutes,
+      ),
+      sweeper: alarm(
+        'SweeperThrottleAlarm',
+        'Sweeper invocations were throttled: deadlines and idle recounts are late.',
+        sources.sweeper.metricThrottles(sum),
+        thresholds.functionThrottlesPerFiveMinutes,
+      ),
+    },
+    tableThrottleAlarm: alarm(
+      'TableThrottleAlarm',
+      'DynamoDB throttled requests to the table (a hot partition or the on-demand throughput limits).',
+      tableThrottledRequests(sources.table, sources.tableOperations),
+      thresholds.tableThrottlesPerFiveMinutes,
+    ),
+  };
+}
+
+/**
+ * The table's `ThrottledRequests` summed over the given operations. DynamoDB publishes the metric per
+ * operation and only when it has something to count, so each term is filled with 0 where it has no data: the
+ * sum then has a value whenever any one operation was throttled, whatever the others published.
+ */
+function tableThrottledRequests(table: dynamodb.Table, operations: readonly string[]): cloudwatch.IMetric {
+  const usingMetrics = Object.fromEntries(
+    operations.map((operation) => [
+      operation.toLowerCase(),
+      table.metricThrottledRequestsForOperation(operation, {
+        period: PERIOD,
+        statistic: cloudwatch.Stats.SUM,
+      }),
+    ]),
+  );
+  return new cloudwatch.MathExpression({
+    expression: Object.keys(usingMetrics)
+      .map((id) => `FILL(${id}, 0)`)
+      .join(' + '),
+    usingMetrics,
+    label: 'Throttled table requests',
+    period: PERIOD,
+  });
+}
