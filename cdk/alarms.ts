@@ -5,17 +5,14 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type { Construct } from 'constructs';
+import { METRICS } from '../lambdas/service-settings';
 import type { SubtaskProgressAlarmThresholds } from './subtask-progress-props';
 
 /**
  * Where the handlers' Powertools metrics land: the namespace each handler sets, and the `service` dimension
  * Powertools adds from each handler's service name. Alarms on other names would wait for data forever.
  */
-export const SERVICE_METRICS = {
-  namespace: 'SubtaskProgress',
-  dimension: 'service',
-  services: { applier: 'applier', aggregator: 'aggregator', sweeper: 'sweeper' },
-} as const;
+export const SERVICE_METRICS = METRICS;
 
 /** One window for every alarm, so that each threshold reads as "per 5 minutes". */
 const PERIOD = Duration.minutes(5);
@@ -115,14 +112,14 @@ export function createAlarms(
     statusesDeadLetteredAlarm: alarm(
       'StatusesDeadLetteredAlarm',
       'The applier dead-lettered statuses in the last 5 minutes (metric StatusesDeadLettered).',
-      serviceMetric('StatusesDeadLettered', services.applier),
+      serviceMetric(METRICS.names.statusesDeadLettered, services.applier),
       0,
     ),
     statusesRetriedAlarm: alarm(
       'StatusesRetriedAlarm',
       'The applier handed many statuses back for a retry (metric StatusesRetried): throttling, errors, or ' +
         'statuses of tasks that are not initialized.',
-      serviceMetric('StatusesRetried', services.applier),
+      serviceMetric(METRICS.names.statusesRetried, services.applier),
       thresholds.statusesRetriedPerFiveMinutes,
     ),
     iteratorAgeAlarm: alarm(
@@ -149,7 +146,7 @@ export function createAlarms(
     foldsSkippedAlarm: alarm(
       'FoldsSkippedAlarm',
       'The aggregator skipped records whose fold failed with a non-transient error (metric FoldsSkipped).',
-      serviceMetric('FoldsSkipped', services.aggregator),
+      serviceMetric(METRICS.names.foldsSkipped, services.aggregator),
       0,
     ),
     apiServerErrorAlarm: alarm(
@@ -167,7 +164,7 @@ export function createAlarms(
     sweepErrorsAlarm: alarm(
       'SweepErrorsAlarm',
       'The sweeper could not handle some due tasks (metric SweepErrors).',
-      serviceMetric('SweepErrors', services.sweeper),
+      serviceMetric(METRICS.names.sweepErrors, services.sweeper),
       0,
     ),
     throttleAlarms: {

@@ -94,3 +94,20 @@ export const SWEEPER = {
   /** Subtasks one run ends per task (timeouts, cancel): the rest in the next run, so a run stays bounded. */
   subtasksPerTaskRun: 1_000,
 } as const;
+
+/**
+ * Where the handlers' Powertools metrics land, and the names the stack's alarms watch: both sides read them
+ * here, so a rename cannot leave an alarm waiting for data that never comes.
+ */
+export const METRICS = {
+  namespace: 'SubtaskProgress',
+  /** Powertools adds the service name as this dimension. */
+  dimension: 'service',
+  services: { applier: 'applier', aggregator: 'aggregator', api: 'api', sweeper: 'sweeper' },
+  names: {
+    statusesDeadLettered: 'StatusesDeadLettered',
+    statusesRetried: 'StatusesRetried',
+    foldsSkipped: 'FoldsSkipped',
+    sweepErrors: 'SweepErrors',
+  },
+} as const;

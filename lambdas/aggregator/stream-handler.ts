@@ -3,6 +3,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { idSchema } from '../core/identifiers';
+import { METRICS } from '../service-settings';
 import { type FoldBatchDependencies, foldBatch } from './fold-batch';
 import { reconcileTask } from './fold-shard';
 
@@ -41,7 +42,7 @@ export function createAggregatorHandler(deps: AggregatorHandlerDependencies) {
     const { resumeFrom, summary } = await foldBatch(event.Records, { ...deps, log: logger });
     metrics.addMetric('ShardsFolded', MetricUnit.Count, summary.shardsFolded);
     metrics.addMetric('FoldsNothingToDo', MetricUnit.Count, summary.nothingToDo);
-    metrics.addMetric('FoldsSkipped', MetricUnit.Count, summary.skipped);
+    metrics.addMetric(METRICS.names.foldsSkipped, MetricUnit.Count, summary.skipped);
     metrics.addMetric('FoldsRetried', MetricUnit.Count, summary.retried);
     metrics.addMetric('EventsPublished', MetricUnit.Count, summary.eventsPublished);
     metrics.publishStoredMetrics();

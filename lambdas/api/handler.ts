@@ -2,13 +2,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient } from '../aws-clients';
 import { readTableConfig } from '../config';
+import { METRICS } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createTaskApi } from './task-api';
 
 /** Lambda entry point of the API. Everything here runs once per cold start. */
 
 const config = readTableConfig(process.env);
-const tracer = new Tracer({ serviceName: 'api' });
+const tracer = new Tracer({ serviceName: METRICS.services.api });
 
 export const handler = createTaskApi({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),

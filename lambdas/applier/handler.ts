@@ -4,18 +4,19 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient, sqsClient } from '../aws-clients';
 import { readApplierConfig } from '../config';
 import { DeadLetterQueue } from '../queue/dead-letter-queue';
+import { METRICS } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createSqsBatchHandler } from './sqs-batch-handler';
 
 /** Lambda entry point of the status applier. Everything here runs once per cold start. */
 
 const config = readApplierConfig(process.env);
-const tracer = new Tracer({ serviceName: 'applier' });
+const tracer = new Tracer({ serviceName: METRICS.services.applier });
 
 export const handler = createSqsBatchHandler({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   deadLetters: new DeadLetterQueue(sqsClient(tracer), config.deadLetterQueueUrl),
   receiveLimit: config.receiveLimit,
   logger: new Logger({ serviceName: 'subtask-progress-applier' }),
-  metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'applier' }),
+  metrics: new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.services.applier }),
 });

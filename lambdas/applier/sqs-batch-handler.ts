@@ -2,6 +2,7 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { fromLambdaAttributes } from '../queue/dead-letter-queue';
+import { METRICS } from '../service-settings';
 import { type ApplierDependencies, applyBatch, type QueueRecord } from './apply-batch';
 
 /**
@@ -38,8 +39,8 @@ export function createSqsBatchHandler(deps: HandlerDependencies) {
     metrics.addMetric('StatusesApplied', MetricUnit.Count, summary.applied);
     metrics.addMetric('StatusesDuplicate', MetricUnit.Count, summary.duplicate);
     metrics.addMetric('StatusesStale', MetricUnit.Count, summary.stale);
-    metrics.addMetric('StatusesDeadLettered', MetricUnit.Count, summary.deadLettered);
-    metrics.addMetric('StatusesRetried', MetricUnit.Count, summary.retried);
+    metrics.addMetric(METRICS.names.statusesDeadLettered, MetricUnit.Count, summary.deadLettered);
+    metrics.addMetric(METRICS.names.statusesRetried, MetricUnit.Count, summary.retried);
     metrics.addMetric('SubtaskWriteConflicts', MetricUnit.Count, summary.conflicts);
     metrics.addMetric('SubtaskWrites', MetricUnit.Count, summary.writes);
     metrics.publishStoredMetrics();
