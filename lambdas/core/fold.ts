@@ -17,6 +17,13 @@ import {
 
 const MINUTE_MS = 60_000;
 
+/**
+ * What a lost subtask adds to its shard's `vsum`. Removing an item takes its version out of the sum; counting
+ * the loss with more than any version can reach keeps the sum growing, so the recount that sees the loss wins.
+ * 1,000 subtasks a shard × 2^32 stays far below 2^53.
+ */
+export const LOST_WEIGHT = 2 ** 32;
+
 function add(a: ItemCounts, b: ItemCounts): ItemCounts {
   return {
     attempted: a.attempted + b.attempted,
@@ -57,6 +64,7 @@ export function recountShard(task: TaskRecord, shard: number, items: readonly Su
     }
   }
   const lost = Math.max(0, (task.shard_sizes[shard] ?? 0) - own.length);
+  vsum += lost * LOST_WEIGHT;
   return {
     task_id: task.task_id,
     shard,
@@ -70,6 +78,7 @@ export function recountShard(task: TaskRecord, shard: number, items: readonly Su
     latest_change_ms: latest,
     ...(oldestRunning === undefined ? {} : { oldest_running_ms: oldestRunning }),
     vsum,
+    ...(task.expires_at === undefined ? {} : { expires_at: task.expires_at }),
   };
 }
 
@@ -97,11 +106,15 @@ export function endingState(
   return everySubtaskFailed || everyItemFailed ? 'FAILURE' : 'SUCCESS';
 }
 
-/** True only when the task ended, every subtask ended `SUCCESS` and no item failed. */
+/**
+ * True only when the task ended by its subtasks (not canceled), every subtask ended `SUCCESS`, items were
+ * attempted and none failed: the reference reports no success for a task that found nothing to do.
+ */
 export function taskSucceeded(task: TaskRecord): boolean {
   return (
-    task.task_state !== 'PROGRESS' &&
+    (task.task_state === 'SUCCESS' || task.task_state === 'FAILURE') &&
     task.subtasks.succeeded === task.subtasks.total &&
+    task.task_output.attempted > 0 &&
     task.task_output.failed === 0
   );
 }

@@ -115,8 +115,10 @@ export interface ShardCounter {
   readonly latest_change_ms: number;
   /** Epoch ms of the least recently heard-from running subtask, when one runs: what a timeout is due from. */
   readonly oldest_running_ms?: number;
-  /** Sum of the versions of the items counted: grows with every change, so the newest recount wins. */
+  /** Sum of the versions of the items counted (and of `LOST_WEIGHT` per lost subtask): grows with every change. */
   readonly vsum: number;
+  /** The task's TTL: counters go with their task. */
+  readonly expires_at?: number;
 }
 
 export interface InitializeRequest {
@@ -144,11 +146,14 @@ const DAY_SECONDS = 86_400;
 const MAX_TIMEOUT_SECONDS = 30 * DAY_SECONDS;
 const MAX_TTL_DAYS = 3_650;
 
+/** A plain decimal with at most two decimals, as a number prints: `32.3`, not `32.301` nor `1e-7`. */
+const TWO_DECIMALS = /^\d{1,3}(\.\d{1,2})?$/;
+
 /** A tolerance as integer basis points, or undefined when it has more than two decimals or is out of range. */
 export function toBasisPoints(percentage: number): number | undefined {
   if (!Number.isFinite(percentage) || percentage < 0 || percentage > 100) return undefined;
-  const basisPoints = Math.round(percentage * 100);
-  return Math.abs(basisPoints - percentage * 100) < 1e-6 ? basisPoints : undefined;
+  // 32.3 × 100 is 3229.9999…: round the product, after checking the decimal text has no more than two places.
+  return TWO_DECIMALS.test(String(percentage)) ? Math.round(percentage * 100) : undefined;
 }
 
 function validate(request: InitializeRequest, nowMs: number): void {
@@ -291,6 +296,7 @@ export function initializeTask(
       in_flight: ZERO_COUNTS,
       latest_change_ms: nowMs,
       vsum: 0,
+      ...ttl,
     }),
   );
   const subtasks = request.subtaskIds.map(
