@@ -1,8 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  batchGetReadUnits,
   billedBytes,
+  indexWriteUnits,
   itemBytes,
+  itemReadUnits,
   numberBytes,
+  queryReadUnits,
   singleWriteUnits,
   transactionWriteUnits,
   valueBytes,
@@ -123,5 +127,36 @@ describe('write units', () => {
     expect(
       transactionWriteUnits([{ after: itemOf(500) }, { before: itemOf(1_025), after: itemOf(900) }]),
     ).toBe(2 + 4);
+  });
+});
+
+describe('read units', () => {
+  it('rounds a consistent read of one item up to the next 4 KB, at least one unit; eventual reads cost half', () => {
+    expect(itemReadUnits(1)).toBe(1);
+    expect(itemReadUnits(4_096)).toBe(1);
+    expect(itemReadUnits(4_097)).toBe(2);
+    expect(itemReadUnits(9_000)).toBe(3);
+    expect(itemReadUnits(9_000, false)).toBe(1.5);
+  });
+
+  it('rounds a Query page as a whole: the items are summed first', () => {
+    // 1,000 items of 250 bytes: 250,000 bytes, 61.04 × 4 KB.
+    expect(queryReadUnits(Array.from({ length: 1_000 }, () => 250))).toBe(62);
+    expect(queryReadUnits([100, 100, 100])).toBe(1);
+  });
+
+  it('rounds each item of a BatchGetItem on its own', () => {
+    expect(batchGetReadUnits([100, 100, 100])).toBe(3);
+    expect(batchGetReadUnits([4_097, 100])).toBe(3);
+  });
+});
+
+describe('due index writes', () => {
+  it('costs one write to enter or leave the sparse index, two to move the key, none otherwise', () => {
+    expect(indexWriteUnits(undefined, 'DUE|100')).toBe(1);
+    expect(indexWriteUnits('DUE|100', undefined)).toBe(1);
+    expect(indexWriteUnits('DUE|100', 'DUE|160')).toBe(2);
+    expect(indexWriteUnits('DUE|100', 'DUE|100')).toBe(0);
+    expect(indexWriteUnits(undefined, undefined)).toBe(0);
   });
 });

@@ -1,9 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { StatusUpdate } from '../../lambdas/core/apply-statuses';
-import { chunkBySubtasks } from '../../lambdas/store/apply-to-task';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../lambdas/store/backoff';
-import { status } from '../support/factories';
 
 /** The largest value `Math.random` can return. */
 const ALMOST_ONE = 1 - Number.EPSILON / 2;
@@ -75,78 +72,5 @@ describe('backoffDelayMs (exponential backoff, full jitter)', () => {
     );
 
     for (const delay of longest) expect(delay).toBeLessThan(DEFAULT_RETRY_POLICY.maxDelayMs);
-  });
-});
-
-describe('chunkBySubtasks (transactions of at most `limit` subtasks)', () => {
-  const updatesArb = fc
-    .array(fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'), { maxLength: 60 })
-    .map((ids) =>
-      ids.map((id, index): StatusUpdate => ({ subtaskId: id, status: status(id, { succeeded: index }) })),
-    );
-  const limitArb = fc.integer({ min: 1, max: 9 });
-  const distinct = (chunk: readonly StatusUpdate[]) => new Set(chunk.map((update) => update.subtaskId));
-
-  it('keeps every update, in order', () => {
-    fc.assert(
-      fc.property(updatesArb, limitArb, (updates, limit) => {
-        const chunks = chunkBySubtasks(updates, limit);
-
-        expect(chunks.flat()).toEqual(updates);
-        for (const [index, update] of chunks.flat().entries()) expect(update).toBe(updates[index]);
-      }),
-    );
-  });
-
-  it('never puts more than `limit` distinct subtasks in a chunk, nor makes an empty chunk', () => {
-    fc.assert(
-      fc.property(updatesArb, limitArb, (updates, limit) => {
-        const chunks = chunkBySubtasks(updates, limit);
-
-        for (const chunk of chunks) {
-          expect(chunk.length).toBeGreaterThan(0);
-          expect(distinct(chunk).size).toBeLessThanOrEqual(limit);
-        }
-      }),
-    );
-  });
-
-  it('closes a chunk only when it is full and the next update is of another subtask', () => {
-    fc.assert(
-      fc.property(updatesArb, limitArb, (updates, limit) => {
-        const chunks = chunkBySubtasks(updates, limit);
-
-        chunks.slice(0, -1).forEach((chunk, index) => {
-          const next = chunks[index + 1]?.[0];
-          expect(distinct(chunk).size).toBe(limit);
-          expect(next !== undefined && distinct(chunk).has(next.subtaskId)).toBe(false);
-        });
-      }),
-    );
-  });
-
-  it('keeps repeated updates of one subtask together when they fit in one chunk', () => {
-    const updates = ['a', 'b', 'a', 'c', 'a', 'b', 'd', 'c'].map(
-      (id, index): StatusUpdate => ({ subtaskId: id, status: status(id, { succeeded: index }) }),
-    );
-
-    const chunks = chunkBySubtasks(updates, 3);
-
-    expect(chunks.map((chunk) => chunk.map((update) => update.subtaskId))).toEqual([
-      ['a', 'b', 'a', 'c', 'a', 'b'],
-      ['d', 'c'],
-    ]);
-  });
-
-  it('makes one chunk when the updates touch no more than `limit` subtasks', () => {
-    fc.assert(
-      fc.property(updatesArb, (updates) => {
-        const limit = Math.max(distinct(updates).size, 1);
-
-        const chunks = chunkBySubtasks(updates, limit);
-
-        expect(chunks).toHaveLength(updates.length === 0 ? 0 : 1);
-      }),
-    );
   });
 });
