@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidBodyError, parseInitializeBody } from '../../lambdas/api/initialize-body';
 import { applyStatuses } from '../../lambdas/core/apply-statuses';
-import { endingState, foldTask, LOST_WEIGHT, nextDueAt, recountShard, taskSucceeded } from '../../lambdas/core/fold';
+import {
+  endingState,
+  foldTask,
+  LOST_WEIGHT,
+  nextDueAt,
+  recountShard,
+  taskSucceeded,
+} from '../../lambdas/core/fold';
 import { completionMessage } from '../../lambdas/core/progress-report';
 import type { SubtaskState } from '../../lambdas/core/subtask-status';
 import {
