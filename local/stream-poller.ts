@@ -166,6 +166,8 @@ function lambdaAttribute(value: AttributeValue): LambdaAttributeValue {
   if (value.BS !== undefined) return { BS: value.BS.map(base64) };
   if (value.L !== undefined) return { L: value.L.map(lambdaAttribute) };
   if (value.M !== undefined) return { M: lambdaMap(value.M) };
+  // DynamoDB Local writes an empty map as a bare `{}` in stream records, where DynamoDB writes `{"M":{}}`.
+  if (Object.keys(value).length === 0) return { M: {} };
   throw new Error(`Unknown attribute type ${JSON.stringify(Object.keys(value))} in a stream record`);
 }
 
