@@ -1,54 +1,91 @@
-import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 
 /**
- * What the crash test and the applier process it kills say to each other: per batch, one JSON line in on stdin
- * and one marker line out on stdout. Kept apart from both so that the child's bundle pulls in nothing of the
- * test runner.
+ * What the crash tests and the Lambda processes they kill say to each other: per invocation, one JSON line in on
+ * stdin and one marker line out on stdout. Kept apart from both sides so that the children's bundles pull in
+ * nothing of the test runner.
  */
 
 /** Where the applier can die, in the order a batch reaches them. */
-export const KILL_POINTS = [
-  /** Before reading the task item: nothing of this task was read or written. */
-  'before-task-read',
-  /** Between the reads and the commit: the new state was computed but not sent. */
-  'before-commit',
-  /** With the transaction on the wire: DynamoDB may or may not commit it. */
-  'during-commit',
-  /** After DynamoDB confirmed the commit: applied, yet SQS never hears of it. */
-  'after-commit',
+export const APPLIER_KILL_POINTS = [
+  /** The task item was read (generation, `ready`); no subtask item read or written. */
+  'after-task-read',
+  /** The subtask items were read and the statuses judged; nothing written. */
+  'after-subtasks-read',
+  /** Some, not all, of a task's changed subtask items were written (the others never sent). */
+  'mid-batch',
   /**
-   * With the whole batch done and its dead letters sent, before the response reaches SQS. Also where a batch
-   * dies that never reached its planned point (a commit point, with nothing to commit).
+   * Every write of the batch done and its dead letters sent, before the response reaches SQS. Also where a batch
+   * dies that never reached its planned point (no task with two subtask writes, for `mid-batch`).
    */
   'before-response',
 ] as const;
 
-export type KillPoint = (typeof KILL_POINTS)[number];
+/** Where the aggregator can die, in the order a stream batch reaches them. */
+export const FOLD_KILL_POINTS = [
+  /** The task item was read; the shard not yet queried, nothing written. */
+  'before-recount',
+  /** The shard's counter was written (or dropped as not newer); the task's totals not yet refreshed. */
+  'between-writes',
+  /** Every fold and event of the batch done, before the response reaches Lambda's event source. */
+  'fold-before-response',
+] as const;
 
-export interface KillPlan {
-  readonly point: KillPoint;
-  /** Die at this passage of the point (1 = first); a batch of several tasks passes most points once per task. */
+export type ApplierKillPoint = (typeof APPLIER_KILL_POINTS)[number];
+export type FoldKillPoint = (typeof FOLD_KILL_POINTS)[number];
+export type KillPoint = ApplierKillPoint | FoldKillPoint;
+
+export interface KillPlan<P extends KillPoint = KillPoint> {
+  readonly point: P;
+  /** Die at this passage of the point (1 = first); a batch of several tasks or shards passes most points more than once. */
   readonly occurrence: number;
-  /** For `during-commit`: how long after sending the transaction to die, so the kill lands before or after it commits. */
-  readonly delayMs: number;
+  /** For `mid-batch`: the share of a task's subtask writes that go through before the kill, in (0, 1). */
+  readonly share: number;
 }
 
-export interface CrashInput {
-  readonly event: SQSEvent;
-  /** Absent: run the batch to the end and respond. */
-  readonly kill?: KillPlan;
+export interface CrashInput<Event, P extends KillPoint> {
+  readonly event: Event;
+  /** Absent: run the invocation to its end and respond. */
+  readonly kill?: KillPlan<P>;
 }
+
+export type ApplierInput = CrashInput<SQSEvent, ApplierKillPoint>;
+export type FoldInput = CrashInput<DynamoDBStreamEvent, FoldKillPoint>;
 
 export interface KillReport {
   readonly point: KillPoint;
   readonly taskId?: string;
-  /** The version the interrupted commit would give the task, when it was a commit. */
-  readonly version?: number;
+  readonly shard?: number;
+  /** `mid-batch`: subtask items written before the kill, of how many the task's batch changed. */
+  readonly written?: number;
+  readonly of?: number;
+  /** `between-writes`: the recount's version sum, and whether its write was taken (false: an equal one was there). */
+  readonly vsum?: number;
+  readonly counterWritten?: boolean;
 }
 
 export const KILL_MARKER = 'KILL-POINT ';
 export const RESPONSE_MARKER = 'RESPONSE ';
 
-export type CrashOutcome =
+export type CrashOutcome<Response = SQSBatchResponse | DynamoDBBatchResponse> =
   | { readonly kind: 'killed'; readonly report: KillReport }
-  | { readonly kind: 'responded'; readonly response: SQSBatchResponse };
+  | { readonly kind: 'responded'; readonly response: Response };
+
+/** Prints the kill point and hangs: the process must end by the parent's SIGKILL, as a crash ends it. */
+export function freeze(report: KillReport): Promise<never> {
+  process.stdout.write(`${KILL_MARKER}${JSON.stringify(report)}\n`);
+  setInterval(() => undefined, 60_000);
+  return new Promise<never>(() => undefined);
+}
+
+/** Counts passages of one planned point; true on the planned one. */
+export class KillSwitch<P extends KillPoint> {
+  private passages = 0;
+  constructor(readonly plan: KillPlan<P> | undefined) {}
+
+  due(point: P): boolean {
+    if (this.plan?.point !== point) return false;
+    this.passages += 1;
+    return this.passages === this.plan.occurrence;
+  }
+}

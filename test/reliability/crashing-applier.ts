@@ -7,15 +7,13 @@ import { documentClient, sqsClient } from '../../lambdas/aws-clients';
 import { readApplierConfig } from '../../lambdas/config';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
-import { sleep } from '../../lambdas/store/backoff';
-import { TaskStore, type TransactionWrite } from '../../lambdas/store/task-store';
+import { TaskStore } from '../../lambdas/store/task-store';
 import { lambdaContext } from '../support/factories';
 import {
-  type CrashInput,
-  KILL_MARKER,
-  type KillPlan,
-  type KillPoint,
-  type KillReport,
+  type ApplierInput,
+  type ApplierKillPoint,
+  freeze,
+  KillSwitch,
   RESPONSE_MARKER,
 } from './crash-protocol';
 
@@ -25,55 +23,72 @@ import {
  * prints the point and waits for the test to SIGKILL it, so the process dies exactly where a crash would leave it.
  */
 
-function freeze(report: KillReport): Promise<never> {
-  process.stdout.write(`${KILL_MARKER}${JSON.stringify(report)}\n`);
-  // Keep the event loop alive: the process must end by the parent's SIGKILL, as a crash ends it, not by itself.
-  setInterval(() => undefined, 60_000);
-  return new Promise<never>(() => undefined);
+interface HeldWrite {
+  /** Sends the write; resolves with whether it was taken. */
+  readonly send: () => Promise<boolean>;
 }
 
 class CrashingTaskStore extends TaskStore {
-  private passages = 0;
+  /** Subtask writes held back per task, while `mid-batch` decides how many of them go out. */
+  private readonly held = new Map<string, HeldWrite[]>();
 
   constructor(
     db: DynamoDBDocumentClient,
     tableName: string,
-    private readonly plan: KillPlan | undefined,
+    private readonly kill: KillSwitch<ApplierKillPoint>,
   ) {
     super(db, tableName);
   }
 
-  /** True on the planned passage of `point`. */
-  private due(point: KillPoint): boolean {
-    if (this.plan?.point !== point) return false;
-    this.passages += 1;
-    return this.passages === this.plan.occurrence;
-  }
-
   override async getTask(taskId: string): Promise<TaskRecord | undefined> {
-    if (this.due('before-task-read')) await freeze({ point: 'before-task-read', taskId });
-    return super.getTask(taskId);
+    const task = await super.getTask(taskId);
+    if (this.kill.due('after-task-read')) await freeze({ point: 'after-task-read', taskId });
+    return task;
   }
 
-  override async commit(
-    read: TaskRecord,
-    next: TaskRecord,
-    changed: readonly SubtaskRecord[],
-    readSubtasks: ReadonlyMap<string, SubtaskRecord>,
-  ): Promise<TransactionWrite> {
-    const at = { taskId: read.task_id, version: next.version };
-    if (this.due('before-commit')) await freeze({ point: 'before-commit', ...at });
-    if (this.due('during-commit')) {
-      // Send the transaction and die while it is under way; whether DynamoDB committed it is left to the race.
-      super.commit(read, next, changed, readSubtasks).catch(() => undefined);
-      const delayMs = this.plan?.delayMs ?? 0;
-      // Without a delay the marker goes out before the request has even left the process.
-      if (delayMs > 0) await sleep(delayMs);
-      await freeze({ point: 'during-commit', ...at });
+  override async getSubtasks(task: TaskRecord, ids: readonly string[]): Promise<Map<string, SubtaskRecord>> {
+    const found = await super.getSubtasks(task, ids);
+    if (this.kill.due('after-subtasks-read'))
+      await freeze({ point: 'after-subtasks-read', taskId: task.task_id });
+    return found;
+  }
+
+  /**
+   * For `mid-batch`: the applier sends a task's changed subtasks all at once, so the writes of one task are
+   * gathered until the next turn of the event loop; on the planned passage only a share of them goes out and,
+   * once DynamoDB has answered those, the process dies with the others never sent.
+   */
+  override writeSubtask(task: TaskRecord, subtask: SubtaskRecord, expectedVersion: number): Promise<boolean> {
+    if (this.kill.plan?.point !== 'mid-batch') return super.writeSubtask(task, subtask, expectedVersion);
+    return new Promise((resolve, reject) => {
+      let group = this.held.get(task.task_id);
+      if (group === undefined) {
+        group = [];
+        this.held.set(task.task_id, group);
+        setImmediate(() => void this.release(task.task_id));
+      }
+      group.push({
+        send: () => {
+          const write = super.writeSubtask(task, subtask, expectedVersion);
+          write.then(resolve, reject);
+          return write;
+        },
+      });
+    });
+  }
+
+  private async release(taskId: string): Promise<void> {
+    const group = this.held.get(taskId) ?? [];
+    this.held.delete(taskId);
+    const plan = this.kill.plan;
+    if (plan === undefined || group.length < 2 || !this.kill.due('mid-batch')) {
+      for (const write of group) write.send().catch(() => undefined);
+      return;
     }
-    const write = await super.commit(read, next, changed, readSubtasks);
-    if (write.committed && this.due('after-commit')) await freeze({ point: 'after-commit', ...at });
-    return write;
+    const through = Math.max(1, Math.min(group.length - 1, Math.round(plan.share * group.length)));
+    const results = await Promise.allSettled(group.slice(0, through).map((write) => write.send()));
+    const written = results.filter((result) => result.status === 'fulfilled' && result.value).length;
+    await freeze({ point: 'mid-batch', taskId, written, of: group.length });
   }
 }
 
@@ -88,16 +103,16 @@ async function main(): Promise<void> {
   const logger = new Logger({ serviceName: 'crashing-applier' });
   const metrics = new Metrics({ namespace: 'Reliability' });
   for await (const line of createInterface({ input: process.stdin })) {
-    const input = JSON.parse(line) as CrashInput;
+    const input = JSON.parse(line) as ApplierInput;
     const handler = createSqsBatchHandler({
-      store: new CrashingTaskStore(db, config.tableName, input.kill),
+      store: new CrashingTaskStore(db, config.tableName, new KillSwitch(input.kill)),
       deadLetters,
       receiveLimit: config.receiveLimit,
       logger,
       metrics,
     });
     const response = await handler(input.event, lambdaContext());
-    // A planned kill always happens: a batch that never reached its point (nothing to commit) dies here.
+    // A planned kill always happens: a batch that never reached its point dies here.
     if (input.kill !== undefined) await freeze({ point: 'before-response' });
     process.stdout.write(`${RESPONSE_MARKER}${JSON.stringify(response)}\n`);
   }

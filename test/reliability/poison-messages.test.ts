@@ -4,17 +4,24 @@ import {
   DeleteMessageBatchCommand,
   GetQueueAttributesCommand,
   type Message,
+  type MessageAttributeValue,
   ReceiveMessageCommand,
   SendMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
+import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { MAX_BODY_BYTES } from '../../lambdas/core/status-message';
+import { seededRandom, shuffle } from '../../bench/workload';
+import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
+import { documentClient } from '../../lambdas/aws-clients';
+import { MAX_BODY_BYTES, MAX_COUNT } from '../../lambdas/core/status-message';
+import { createSubtaskStatus, type SubtaskStatus, sameStatus } from '../../lambdas/core/subtask-status';
+import type { TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { STATUS_QUEUE } from '../../lambdas/service-settings';
 import { sleep } from '../../lambdas/store/backoff';
-import { seededRandom, shuffle } from '../support/applier-harness';
+import { subtaskKey, taskKey } from '../../lambdas/store/task-items';
 import {
   newStatusQueues,
   newTaskTable,
@@ -24,7 +31,7 @@ import {
   type TestTable,
   uniqueName,
 } from '../support/aws';
-import { initializeRequest, lambdaContext, T0, terminal } from '../support/factories';
+import { initializeRequest, lambdaContext, subtaskIds, T0, terminal } from '../support/factories';
 import {
   applierHandler,
   auditTasks,
@@ -33,15 +40,19 @@ import {
   queueDepth,
   reportFigures,
   SEED,
+  shownTotals,
   sqsEventOf,
   startWorkloads,
+  totalsOf,
   type Workloads,
 } from './support';
 
 /**
  * Poison and hostile input on the real path: every message goes through the SQS emulator to the Lambda edge,
- * mixed with good statuses for two tasks. Each bad one must end in the dead-letter queue with its own reason,
- * without failing its batch and without touching any task.
+ * mixed with good statuses for two tasks, each with its producer's own message attributes. Each bad one must
+ * end in the dead-letter queue with its own reason and those attributes, without failing its batch and without
+ * touching any task. A status with fields the service does not know is not poison: it applies, and is stored
+ * without them.
  */
 
 interface Target {
@@ -49,6 +60,10 @@ interface Target {
   readonly taskId: string;
   readonly otherTaskId: string;
   readonly subtaskId: string;
+  /** A task initialized, removed and initialized again: its generation now, and the one it had before. */
+  readonly reinitializedTaskId: string;
+  readonly generation: string;
+  readonly oldGeneration: string;
 }
 
 interface Poison {
@@ -79,6 +94,56 @@ function without(fields: Fields, name: string): Fields {
 }
 
 const json = (value: unknown): string => JSON.stringify(value);
+
+/** Accepted rows write one subtask each of the re-initialized task; the two after them are kept for its poison. */
+const reserved = (t: Target, index: 0 | 1): Target => ({
+  ...t,
+  taskId: t.reinitializedTaskId,
+  subtaskId: subtaskIds(ACCEPTED.length + 2)[ACCEPTED.length + index] ?? '',
+});
+
+/** A message the service must apply although it carries what the service does not know. */
+interface Accepted {
+  readonly name: string;
+  readonly body: (target: Target) => string;
+  /** Counts of the status it must leave stored, beyond the target's `status()`. */
+  readonly stored?: Fields;
+}
+
+const ACCEPTED: readonly Accepted[] = [
+  { name: 'an extra top-level field', body: (t) => json(message(t, { priority: 'high' })) },
+  {
+    name: 'an extra status field (error details, as the reference foresees)',
+    body: (t) =>
+      json(message(t, {}, { error: { type: 'SMTPDataError', code: 554, detail: 'x'.repeat(200) } })),
+  },
+  {
+    name: 'a __proto__ key at the top level naming another task',
+    body: (t) => `{"__proto__":{"entry_id":"${t.otherTaskId}"},${json(message(t)).slice(1)}`,
+  },
+  {
+    name: 'a __proto__ key in the status with a huge count',
+    body: (t) =>
+      json(message(t)).replace(
+        '"new_subtask_status":{',
+        '"new_subtask_status":{"__proto__":{"succeeded":1000000},',
+      ),
+  },
+  {
+    name: 'a constructor.prototype key',
+    body: (t) => json(message(t, { constructor: { prototype: { polluted: true } } })),
+  },
+  {
+    name: 'an extra field named like a stored attribute (version)',
+    body: (t) => json(message(t, { version: 99 }, { generation: 'forged' })),
+  },
+  { name: 'the generation it was sent for', body: (t) => json(message(t, { generation: t.generation })) },
+  {
+    name: 'the largest count, 2^31 − 1',
+    body: (t) => json(message(t, {}, { skipped: MAX_COUNT })),
+    stored: { skipped: MAX_COUNT },
+  },
+];
 
 /** A valid message with one count written as raw JSON text, which `JSON.stringify` could not produce. */
 const withRawSkipped = (target: Target, raw: string): string =>
@@ -121,32 +186,6 @@ const POISON: readonly Poison[] = [
     code: 'INVALID_TYPE',
     body: () => `${'['.repeat(8_000)}${']'.repeat(8_000)}`,
   },
-  // Extra fields, prototype keys among them
-  {
-    name: 'an extra top-level field',
-    code: 'UNKNOWN_FIELD',
-    body: (t) => json(message(t, { priority: 'high' })),
-  },
-  { name: 'an extra status field', code: 'UNKNOWN_FIELD', body: (t) => json(message(t, {}, { retried: 1 })) },
-  {
-    name: 'a __proto__ key at the top level',
-    code: 'UNKNOWN_FIELD',
-    body: (t) => `{"__proto__":{"entry_id":"${t.otherTaskId}"},${json(message(t)).slice(1)}`,
-  },
-  {
-    name: 'a __proto__ key in the status',
-    code: 'UNKNOWN_FIELD',
-    body: (t) =>
-      json(message(t)).replace(
-        '"new_subtask_status":{',
-        '"new_subtask_status":{"__proto__":{"succeeded":1000000},',
-      ),
-  },
-  {
-    name: 'a constructor.prototype key',
-    code: 'UNKNOWN_FIELD',
-    body: (t) => json(message(t, { constructor: { prototype: { polluted: true } } })),
-  },
   // Missing fields
   {
     name: 'no current_task_id',
@@ -170,6 +209,12 @@ const POISON: readonly Poison[] = [
   { name: 'a count that parses to Infinity', code: 'INVALID_COUNT', body: (t) => withRawSkipped(t, '1e999') },
   { name: 'a count as a string', code: 'INVALID_COUNT', body: (t) => json(message(t, {}, { skipped: '3' })) },
   { name: 'a count null', code: 'INVALID_COUNT', body: (t) => json(message(t, {}, { skipped: null })) },
+  // Counts are capped below 2^31, so that no sum over a task's subtasks can stop being an exact integer.
+  {
+    name: 'a count of 2^31',
+    code: 'INVALID_COUNT',
+    body: (t) => json(message(t, {}, { skipped: MAX_COUNT + 1 })),
+  },
   {
     name: 'attempted != succeeded + failed',
     code: 'COUNTS_MISMATCH',
@@ -235,6 +280,22 @@ const POISON: readonly Poison[] = [
     code: 'SUBTASK_ID_MISMATCH',
     body: (t) => json(message(t, { current_task_id: 'sub-00001' })),
   },
+  // Generations
+  {
+    name: 'a generation as a number',
+    code: 'INVALID_TYPE',
+    body: (t) => json(message(t, { generation: 7 })),
+  },
+  {
+    name: 'the old generation of a task initialized again',
+    code: 'STALE_GENERATION',
+    body: (t) => json(message(reserved(t, 0), { generation: t.oldGeneration })),
+  },
+  {
+    name: 'a generation the task never had',
+    code: 'STALE_GENERATION',
+    body: (t) => json(message(reserved(t, 1), { generation: 'gen-never' })),
+  },
   // Size
   {
     name: 'a valid status padded past 16 KiB',
@@ -282,7 +343,7 @@ interface DrainOutcome {
 }
 
 function deliveryOf(received: Message): Delivery & { readonly receiptHandle: string } {
-  const { MessageId, Body, ReceiptHandle, Attributes } = received;
+  const { MessageId, Body, ReceiptHandle, Attributes, MessageAttributes } = received;
   if (MessageId === undefined || Body === undefined || ReceiptHandle === undefined)
     throw new Error('SQS returned a message without id, body or receipt handle');
   return {
@@ -290,6 +351,7 @@ function deliveryOf(received: Message): Delivery & { readonly receiptHandle: str
     body: Body,
     receiptHandle: ReceiptHandle,
     receiveCount: Number(Attributes?.ApproximateReceiveCount ?? 1),
+    ...(MessageAttributes === undefined ? {} : { attributes: MessageAttributes }),
   };
 }
 
@@ -310,6 +372,7 @@ async function drain(
         QueueUrl: queueUrl,
         MaxNumberOfMessages: 10,
         AttributeNames: ['All'],
+        MessageAttributeNames: ['All'],
         WaitTimeSeconds: 0,
       }),
     );
@@ -356,11 +419,33 @@ async function drain(
   throw new Error('The queue did not drain in 1,000 receives');
 }
 
-/** Sends each body on its own (a 1 MiB body fills a whole batch request); returns the message ids in order. */
-async function sendAll(sqs: SQSClient, queueUrl: string, bodies: readonly string[]): Promise<string[]> {
+/** A producer's own attributes on the `index`th message: a dead letter must keep them. */
+function producerAttributes(index: number): Record<string, MessageAttributeValue> {
+  return {
+    trace_id: { DataType: 'String', StringValue: `trace-${index}` },
+    tenant: { DataType: 'String', StringValue: 'acme' },
+  };
+}
+
+/**
+ * Sends each body on its own (a 1 MiB body fills a whole batch request), with the producer's attributes when
+ * asked; returns the message ids in order.
+ */
+async function sendAll(
+  sqs: SQSClient,
+  queueUrl: string,
+  bodies: readonly string[],
+  withAttributes = false,
+): Promise<string[]> {
   const ids: string[] = [];
-  for (const body of bodies) {
-    const { MessageId } = await sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: body }));
+  for (const [index, body] of bodies.entries()) {
+    const { MessageId } = await sqs.send(
+      new SendMessageCommand({
+        QueueUrl: queueUrl,
+        MessageBody: body,
+        ...(withAttributes ? { MessageAttributes: producerAttributes(index) } : {}),
+      }),
+    );
     if (MessageId === undefined) throw new Error('SendMessage returned no id');
     ids.push(MessageId);
   }
@@ -383,12 +468,25 @@ describe('poison messages among good ones', () => {
   let table: TestTable;
   let queues: TestQueues;
   let good: Workloads;
-  let bystander: string;
-  let poisonIds: Map<string, Poison>;
-  let bodies: Map<string, string>;
+  let bystander: TaskRecord | undefined;
+  let target: Target;
+  /** Per message id: the row it was built from (poison or accepted), its body and the index it was sent at. */
+  let sent: Map<string, { readonly row?: Poison | Accepted; readonly body: string; readonly index: number }>;
   let outcome: DrainOutcome;
   /** Dead letters by the id of the message they came from. */
   let letters: Map<string, Message>;
+
+  const idOf = (row: Poison | Accepted): string =>
+    [...sent].find(([, message]) => message.row === row)?.[0] ?? '';
+  /** The subtask of the re-initialized task each accepted row writes. */
+  const acceptedTarget = (row: Accepted): Target => ({
+    ...target,
+    taskId: target.reinitializedTaskId,
+    subtaskId: subtaskIds(ACCEPTED.length)[ACCEPTED.indexOf(row)] ?? '',
+  });
+  /** The status an accepted row must leave stored: the target's status with the row's own counts, nothing else. */
+  const storedStatus = (row: Accepted): SubtaskStatus =>
+    ({ ...status(acceptedTarget(row)), ...row.stored }) as unknown as SubtaskStatus;
 
   beforeAll(async () => {
     [table, queues] = await Promise.all([newTaskTable(), newStatusQueues()]);
@@ -396,29 +494,50 @@ describe('poison messages among good ones', () => {
     good = await startWorkloads(
       table.store,
       [4, 3],
-      { duplicateShare: 0.3, maxProgressSteps: 2 },
+      { duplicateShare: 0.3, minProgressSteps: 0, maxProgressSteps: 2 },
       random,
       'good',
     );
-    bystander = uniqueName('bystander');
-    await table.store.initialize(initializeRequest(bystander, 2), T0);
+    const bystanderId = uniqueName('bystander');
+    await table.store.initialize(initializeRequest(bystanderId, 2), T0);
+    bystander = await table.store.getTask(bystanderId);
+    // Initialized, removed (by TTL or an operator), initialized again: a new generation.
+    const reinitialized = uniqueName('reinitialized');
+    const request = initializeRequest(reinitialized, ACCEPTED.length + 2);
+    const old = (await table.store.initialize(request, T0)).task;
+    await documentClient(table.client).send(
+      new DeleteCommand({ TableName: table.tableName, Key: taskKey(reinitialized) }),
+    );
+    const current = (await table.store.initialize(request, T0)).task;
+    expect(current.generation).not.toBe(old.generation);
+
     const [a, b] = good.tasks;
-    const target = { taskId: a?.taskId ?? '', otherTaskId: b?.taskId ?? '', subtaskId: 'sub-00000' };
-    const poison = POISON.map((row) => ({ row, body: row.body(target) }));
-    const mixed = shuffle([...poison, ...good.bodies.map((body) => ({ row: undefined, body }))], random);
+    target = {
+      taskId: a?.taskId ?? '',
+      otherTaskId: b?.taskId ?? '',
+      subtaskId: 'sub-00000',
+      reinitializedTaskId: reinitialized,
+      generation: current.generation,
+      oldGeneration: old.generation,
+    };
+    const messages = shuffle(
+      [
+        ...POISON.map((row) => ({ row: row as Poison | Accepted | undefined, body: row.body(target) })),
+        ...ACCEPTED.map((row) => ({ row, body: row.body(acceptedTarget(row)) })),
+        ...good.bodies.map((body) => ({ row: undefined, body })),
+      ],
+      random,
+    );
 
     const ids = await sendAll(
       queues.client,
       queues.queueUrl,
-      mixed.map(({ body }) => body),
+      messages.map(({ body }) => body),
+      true,
     );
-    poisonIds = new Map();
-    bodies = new Map();
-    for (const [index, { row, body }] of mixed.entries()) {
-      const id = ids[index] ?? '';
-      bodies.set(id, body);
-      if (row !== undefined) poisonIds.set(id, row);
-    }
+    sent = new Map(
+      messages.map(({ row, body }, index) => [ids[index] ?? '', { body, index, ...(row ? { row } : {}) }]),
+    );
     outcome = await drain(queues.client, queues.queueUrl, handlerFor(table, queues));
     // Ask for one more than should come, to see that nothing else was dead-lettered.
     const received = await receiveAll(queues.client, queues.deadLetterQueueUrl, POISON.length + 1, 1);
@@ -427,8 +546,9 @@ describe('poison messages among good ones', () => {
     );
     reportFigures('poison', {
       seed: SEED,
-      kinds: POISON.length,
+      poisonKinds: POISON.length,
       codes: new Set(POISON.map((row) => row.code)).size,
+      acceptedKinds: ACCEPTED.length,
       goodDeliveries: good.bodies.length,
       statusesSent: good.statusesSent,
       invocations: outcome.invocations,
@@ -437,18 +557,41 @@ describe('poison messages among good ones', () => {
     });
   }, 60_000);
 
-  it.each(POISON)('$name → dead-lettered as $code', (row) => {
-    const [id] = [...poisonIds].find(([, poison]) => poison === row) ?? [];
-    const letter = letters.get(id ?? '');
+  it.each(POISON)('$name → dead-lettered as $code, with its own attributes', (row) => {
+    const id = idOf(row);
+    const letter = letters.get(id);
+    const index = sent.get(id)?.index ?? -1;
 
     expect(letter?.MessageAttributes?.error_code?.StringValue).toBe(row.code);
-    expect(letter?.Body).toBe(bodies.get(id ?? ''));
+    expect(letter?.Body).toBe(sent.get(id)?.body);
     expect(letter?.MessageAttributes?.error_message?.StringValue?.length).toBeGreaterThan(0);
+    expect(letter?.MessageAttributes?.trace_id?.StringValue).toBe(`trace-${index}`);
+    expect(letter?.MessageAttributes?.tenant?.StringValue).toBe('acme');
+  });
+
+  it.each(ACCEPTED)('$name → applied, and stored without what the service does not know', async (row) => {
+    const { taskId, subtaskId } = acceptedTarget(row);
+    const { Item } = await documentClient(table.client).send(
+      new GetCommand({
+        TableName: table.tableName,
+        Key: subtaskKey(taskId, 0, subtaskId),
+        ConsistentRead: true,
+      }),
+    );
+
+    expect(letters.has(idOf(row))).toBe(false);
+    expect(Item?.generation).toBe(target.generation);
+    expect(Item?.version).toBe(1);
+    expect(sameStatus(Item?.status, storedStatus(row))).toBe(true);
+    expect(Object.keys(Item?.status ?? {}).sort()).toEqual(Object.keys(createSubtaskStatus('x')).sort());
+    expect(Object.keys(Item ?? {}).sort()).toEqual(
+      ['generation', 'pk', 'sk', 'status', 'subtask_id', 'task_id', 'updated_at', 'version'].sort(),
+    );
   });
 
   it('dead-letters each poison message once and nothing else', () => {
     expect(letters.size).toBe(POISON.length);
-    expect([...letters.keys()].sort()).toEqual([...poisonIds.keys()].sort());
+    expect([...letters.keys()].sort()).toEqual(POISON.map(idOf).sort());
   });
 
   it('answers every batch without throwing', () => {
@@ -457,7 +600,7 @@ describe('poison messages among good ones', () => {
   });
 
   it('hands back only the unknown-task messages, on each delivery before the last', () => {
-    const unknownTask = [...poisonIds].filter(([, row]) => row.code === 'UNKNOWN_TASK').map(([id]) => id);
+    const unknownTask = POISON.filter((row) => row.code === 'UNKNOWN_TASK').map(idOf);
     const earlyDeliveries = Array.from({ length: STATUS_QUEUE.receiveLimit - 1 }, (_, index) => index + 1);
 
     expect(
@@ -472,14 +615,34 @@ describe('poison messages among good ones', () => {
   });
 
   it('applies the good statuses of both tasks exactly once', async () => {
-    expectExact(await auditTasks(table.store, good.tasks));
+    expectExact(await auditTasks(table.store, good.tasks, { reconcile: true }));
+  });
+
+  it('counts the accepted statuses, and nothing of the stale generations, in the re-initialized task', async () => {
+    await reconcileTask(table.store, target.reinitializedTaskId, Date.now);
+    const task = await table.store.getTask(target.reinitializedTaskId);
+    const reservedIds = [reserved(target, 0).subtaskId, reserved(target, 1).subtaskId];
+
+    expect(task === undefined ? undefined : shownTotals(task)).toEqual(
+      totalsOf(ACCEPTED.length + 2, [
+        ...ACCEPTED.map(storedStatus),
+        ...reservedIds.map((id) => createSubtaskStatus(id)),
+      ]),
+    );
+    const untouched = await table.store.getSubtasks(task as TaskRecord, reservedIds);
+    expect([...untouched.values()].map((subtask) => [subtask.version, subtask.status.state])).toEqual([
+      [0, 'QUEUING'],
+      [0, 'QUEUING'],
+    ]);
   });
 
   it('leaves a task no message names untouched', async () => {
-    const task = await table.store.getTask(bystander);
+    const task = await table.store.getTask(bystander?.task_id ?? '');
 
-    expect(task?.version).toBe(1);
-    expect(task?.subtasks).toEqual({ total: 2, succeeded: 0, failed: 0 });
+    expect(task).toEqual(bystander);
+    expect(
+      [...(await table.store.getSubtasks(task as TaskRecord, subtaskIds(2))).values()].map((s) => s.version),
+    ).toEqual([0, 0]);
   });
 });
 
