@@ -6,6 +6,7 @@ import type { Log } from '../log';
 import type { DeadLetter, DeadLetterQueue } from '../queue/dead-letter-queue';
 import { type ApplyToTaskOptions, applyToTask } from '../store/apply-to-task';
 import type { TaskStore } from '../store/task-store';
+import { errorName } from '../store/transient-errors';
 
 /**
  * The applier's use case: one batch of queue records in, the ids to redeliver out. Records of the same task
@@ -56,11 +57,12 @@ interface PendingUpdate {
   readonly update: StatusUpdate;
 }
 
-/** Our errors carry a code; anything else (throttling, network) is named by the SDK's or runtime's own name. */
+/** Our errors carry a code; anything else by its network error code (ECONNRESET) or the SDK's error name. */
 function describeError(error: unknown): { errorCode: string; errorMessage: string } {
-  if (error instanceof ProgressError) return { errorCode: error.code, errorMessage: error.message };
-  if (error instanceof Error) return { errorCode: error.name, errorMessage: error.message };
-  return { errorCode: 'INTERNAL_ERROR', errorMessage: String(error) };
+  return {
+    errorCode: errorName(error),
+    errorMessage: error instanceof Error ? error.message : String(error),
+  };
 }
 
 /** Applies one SQS batch. Never throws for a bad record: its fate is in the result. */

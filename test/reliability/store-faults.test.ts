@@ -116,12 +116,12 @@ const FAULTS: Record<FaultKind, Fault> = {
     deadLetterCode: 'ProvisionedThroughputExceededException',
   },
   InternalServerError: { operations: OPERATIONS, once: 'retried', deadLetterCode: 'InternalServerError' },
-  // A socket error is a plain Node `Error`: the applier names the dead letter by its `name`.
-  NetworkReset: { operations: OPERATIONS, once: 'retried', deadLetterCode: 'Error' },
+  // A socket error is a plain Node `Error` with a `code`: the applier names the dead letter by it.
+  NetworkReset: { operations: OPERATIONS, once: 'retried', deadLetterCode: 'ECONNRESET' },
   // A partial batch read: the rest is read again in place, until the attempts run out.
   UnprocessedKeys: { operations: ['BatchGetItem'], once: 'absorbed', deadLetterCode: 'STORE_UNAVAILABLE' },
   // The conditional write went through; only its answer was lost on the way back.
-  WriteAckLost: { operations: WRITES, once: 'retried', deadLetterCode: 'Error' },
+  WriteAckLost: { operations: WRITES, once: 'retried', deadLetterCode: 'ECONNRESET' },
   // The write went through, its answer was lost, and the SDK's own retry of it found its condition failed.
   WriteAckLostRetryConflict: { operations: WRITES, once: 'absorbed', deadLetterCode: 'RETRIES_EXHAUSTED' },
   // Another writer always gets there first: the optimistic lock retries until its attempts run out.
