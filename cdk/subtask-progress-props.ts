@@ -5,8 +5,8 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import { AGGREGATOR, APPLIER, STATUS_QUEUE } from '../lambdas/service-settings';
 
-/** The API function reads or writes a few items per request; API Gateway itself gives up after 30 s. */
-const API_FUNCTION = { timeoutSeconds: 10, memoryMiB: 256, reservedConcurrency: 10 } as const;
+/** The API function's defaults; its timeout just under the 30 s an HTTP API integration waits. */
+const API_FUNCTION = { timeoutSeconds: 29, memoryMiB: 256, reservedConcurrency: 10 } as const;
 
 /** The sweeper reads only what is due; a minute covers a sweep and matches its schedule. */
 const SWEEPER_FUNCTION = { timeoutSeconds: 60, memoryMiB: 512 } as const;
@@ -173,9 +173,11 @@ export interface SubtaskProgressProps {
   readonly aggregatorReservedConcurrency?: number;
 
   /**
-   * Timeout of the API function (1–30 s: an HTTP API integration gives up after 30 s).
+   * Timeout of the API function (1–30 s: an HTTP API integration gives up after 30 s). Reads take
+   * milliseconds; an initialize of a large fan-out writes subtask items until 8 s before this runs out and
+   * answers 202 for the client to repeat, so a longer timeout means fewer repeats.
    *
-   * @default Duration.seconds(10)
+   * @default Duration.seconds(29)
    */
   readonly apiTimeout?: Duration;
 

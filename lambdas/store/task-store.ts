@@ -10,7 +10,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { InitializeConflictError, StoreUnavailableError } from '../core/errors';
-import type { FoldResult } from '../core/fold';
+import { type FoldResult, nextDueAt } from '../core/fold';
 import type { SubtaskState } from '../core/subtask-status';
 import {
   differingFields,
@@ -251,7 +251,8 @@ export class TaskStore {
             ':false': false,
             ':one': 1,
             ':now': new Date(nowMs).toISOString(),
-            ':due': Math.floor(nowMs / 1000) + SWEEPER.idleRecountMinutes * 60,
+            // Every subtask is waiting from now on: due at its deadline, its first timeout, or the idle recount.
+            ':due': nextDueAt(task, nowMs, nowMs),
           },
         }),
       );
