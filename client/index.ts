@@ -1,5 +1,7 @@
-/** The client's public surface: producers initialize tasks and queue statuses; readers follow progress. */
+/** The client's public surface: producers initialize and cancel tasks, workers queue statuses, readers follow. */
 
+export { numberedSubtaskIds } from '../lambdas/core/subtask-ids';
+export type { TaskState } from '../lambdas/core/task';
 export {
   ClientConfigurationError,
   ProgressApiError,
@@ -9,12 +11,7 @@ export {
 } from './errors';
 export {
   createSubtaskStatus,
-  InitializeConflictError,
-  type InitializeOptions,
-  type InitializeRequest,
-  InvalidInitializeRequestError,
   incrementSubtaskStatus,
-  initializeTask,
   isTerminalState,
   SEND_RETRY_POLICY,
   type SendFailure,
@@ -26,8 +23,6 @@ export {
   type SubtaskStatus,
   sendSubtaskStatus,
   sendSubtaskStatuses,
-  type TaskRecord,
-  type TaskState,
   TERMINAL_STATES,
 } from './producer';
 export {
@@ -40,4 +35,13 @@ export {
   type SubtaskPage,
   type SubtaskQuery,
 } from './progress-api';
-export { numberedSubtaskIds } from '../lambdas/core/subtask-ids';
+export {
+  CancelConflictError,
+  cancelTask,
+  InitializeConflictError,
+  type InitializedTask,
+  type InitializeTaskOptions,
+  type InitializeTaskRequest,
+  InvalidInitializeRequestError,
+  initializeTask,
+} from './task-api';

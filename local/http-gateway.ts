@@ -1,21 +1,33 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { matchRoute, ROUTES } from '../lambdas/api/routes';
 
 /**
- * Stands in for API Gateway's HTTP API in front of the progress API function: each request becomes a payload
- * format 2.0 event, routed with the same route table the CDK stack declares, and the function's structured
- * result becomes the response. Authorization is not emulated: the local API is open on loopback only.
+ * Stands in for API Gateway's HTTP API in front of the API function: each request becomes a payload format 2.0
+ * event (body included, base64-encoded when it is not text), routed with the same route table the CDK stack
+ * declares, and the function's structured result becomes the response. The function gets a Lambda context whose
+ * remaining time counts down from API Gateway's 30 s. Authorization is not emulated: the local API listens on
+ * 127.0.0.1 only.
  */
 
-export type ApiHandler = (event: APIGatewayProxyEventV2) => Promise<APIGatewayProxyStructuredResultV2>;
+export type ApiHandler = (
+  event: APIGatewayProxyEventV2,
+  context: Context,
+) => Promise<APIGatewayProxyStructuredResultV2>;
 
 export interface HttpGatewayOptions {
   readonly handler: ApiHandler;
   /** 0 picks a free port. */
   readonly port: number;
+  /**
+   * How long a request may take: the function's context counts down from it, and past it the client gets a 503
+   * while the function runs on. @default API_GATEWAY_TIMEOUT_MS (30 s, API Gateway's integration timeout)
+   */
+  readonly timeoutMs?: number;
+  /** @default 'subtask-progress-api' */
+  readonly functionName?: string;
   /** Called with whatever the handler threw or returned malformed; the client only sees a plain 500. */
   readonly onError?: (error: unknown) => void;
 }
@@ -29,8 +41,16 @@ export interface RunningHttpGateway {
 }
 
 const HOST = '127.0.0.1';
-/** Request bodies mean nothing to a GET API; they are read and discarded, and refused past this size. */
-const MAX_BODY_BYTES = 1024 * 1024;
+/** API Gateway's HTTP API refuses request bodies over 10 MB with a 413, before any function runs. */
+export const MAX_BODY_BYTES = 10 * 1024 * 1024;
+/**
+ * Lambda takes at most this much as a synchronous invocation's payload, the whole event JSON: a body under API
+ * Gateway's limit can still make an event over this one (base64 adds a third), and the request fails with a 413.
+ */
+export const MAX_EVENT_BYTES = 6 * 1024 * 1024 + 100;
+/** API Gateway gives an integration at most 30 s, then answers 503 itself. */
+export const API_GATEWAY_TIMEOUT_MS = 30_000;
+const ACCOUNT_ID = '000000000000';
 const STAGE = '$default';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -111,12 +131,33 @@ function requestLine(request: IncomingMessage): RequestLine {
   };
 }
 
+/** Media types API Gateway hands over as text; any other body (or an encoded one) arrives base64-encoded. */
+const TEXT_MEDIA_TYPE =
+  /^(text\/[^;]+|application\/(json|[^;]*\+json|xml|[^;]*\+xml|javascript|x-www-form-urlencoded|graphql))\s*(;|$)/i;
+
+/** The event's `body` and `isBase64Encoded`: text as it came, anything else base64; no body at all when empty. */
+export function eventBody(
+  body: Buffer,
+  headers: Readonly<Record<string, string>>,
+): { body?: string; isBase64Encoded: boolean } {
+  if (body.length === 0) return { isBase64Encoded: false };
+  const type = headers['content-type'] ?? '';
+  const encoded = (headers['content-encoding'] ?? 'identity').toLowerCase() !== 'identity';
+  const text = body.toString('utf8');
+  // A text type whose bytes are not UTF-8 would be mangled by a string: base64 keeps every byte.
+  if (TEXT_MEDIA_TYPE.test(type) && !encoded && Buffer.from(text, 'utf8').equals(body)) {
+    return { body: text, isBase64Encoded: false };
+  }
+  return { body: body.toString('base64'), isBase64Encoded: true };
+}
+
 /** The payload format 2.0 event API Gateway would hand the function for `request` on a matched route. */
 export function toApiGatewayEvent(
   request: IncomingMessage,
   line: RequestLine,
   match: NonNullable<ReturnType<typeof matchRoute>>,
   now: Date = new Date(),
+  body: Buffer = Buffer.alloc(0),
 ): APIGatewayProxyEventV2 {
   const { headers, cookies } = headersOf(request);
   const queryStringParameters = queryParameters(line.rawQueryString);
@@ -130,9 +171,9 @@ export function toApiGatewayEvent(
     headers,
     ...(queryStringParameters === undefined ? {} : { queryStringParameters }),
     ...(hasPathParameters ? { pathParameters: match.pathParameters } : {}),
-    isBase64Encoded: false,
+    ...eventBody(body, headers),
     requestContext: {
-      accountId: '000000000000',
+      accountId: ACCOUNT_ID,
       apiId: 'local',
       domainName: headers.host ?? HOST,
       domainPrefix: (headers.host ?? HOST).split('.')[0] ?? HOST,
@@ -152,14 +193,45 @@ export function toApiGatewayEvent(
   };
 }
 
-/** Reads the request body to its end without keeping it; false once it grew past the limit. */
-async function discardBody(request: IncomingMessage): Promise<boolean> {
+/** Reads the request body to its end; undefined once it grew past the limit (the rest is never read). */
+async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) return undefined;
+  const chunks: Buffer[] = [];
   let bytes = 0;
   for await (const chunk of request) {
     bytes += (chunk as Buffer).length;
-    if (bytes > MAX_BODY_BYTES) return false;
+    if (bytes > MAX_BODY_BYTES) return undefined;
+    chunks.push(chunk as Buffer);
   }
-  return true;
+  return Buffer.concat(chunks, bytes);
+}
+
+/** The context Lambda hands the function: its remaining time counts down to `deadline`. */
+function lambdaContext(functionName: string, deadline: number): Context {
+  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT_ID}:function:${functionName}`,
+    memoryLimitInMB: '512',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: `${day}/[$LATEST]${randomUUID().replaceAll('-', '')}`,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    // Deprecated callback-style completion; an async handler never calls them.
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+class IntegrationTimeoutError extends Error {
+  constructor(timeoutMs: number) {
+    super(`The API function did not answer within ${timeoutMs} ms`);
+    this.name = 'IntegrationTimeoutError';
+  }
 }
 
 function writeResult(response: ServerResponse, result: GatewayResult, requestId: string): void {
@@ -175,11 +247,42 @@ function writeResult(response: ServerResponse, result: GatewayResult, requestId:
   response.end(body);
 }
 
+const tooLarge = (message: string) => jsonResult(413, 'PayloadTooLarge', message);
+
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<RunningHttpGateway> {
   const onError = options.onError ?? (() => undefined);
+  const timeoutMs = options.timeoutMs ?? API_GATEWAY_TIMEOUT_MS;
+  const functionName = options.functionName ?? 'subtask-progress-api';
   const inFlight = new Set<Promise<void>>();
+  // Invocations that outlived the gateway's timeout: Lambda would run them to the function's own timeout; stop()
+  // waits for them, so nothing writes to a stopped emulator.
+  const overrun = new Set<Promise<unknown>>();
 
-  async function route(request: IncomingMessage): Promise<{ result: GatewayResult; requestId: string }> {
+  /** Invokes the function, or fails with `IntegrationTimeoutError` once the request's time is up. */
+  async function invoke(event: APIGatewayProxyEventV2, deadline: number): Promise<unknown> {
+    const invocation = (async () => options.handler(event, lambdaContext(functionName, deadline)))();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new IntegrationTimeoutError(timeoutMs)), deadline - Date.now());
+    });
+    try {
+      return await Promise.race([invocation, timeout]);
+    } catch (error) {
+      if (error instanceof IntegrationTimeoutError) {
+        const settled = invocation.catch(() => undefined).finally(() => overrun.delete(settled));
+        overrun.add(settled);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function route(
+    request: IncomingMessage,
+    body: Buffer,
+    receivedAt: number,
+  ): Promise<{ result: GatewayResult; requestId: string }> {
     const line = requestLine(request);
     const match = matchRoute(line.method, line.rawPath);
     if (match === undefined) {
@@ -199,13 +302,29 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
         requestId,
       };
     }
-    const event = toApiGatewayEvent(request, line, match);
+    const event = toApiGatewayEvent(request, line, match, new Date(receivedAt), body);
+    const requestId = event.requestContext.requestId;
+    const eventBytes = Buffer.byteLength(JSON.stringify(event), 'utf8');
+    if (eventBytes > MAX_EVENT_BYTES) {
+      return {
+        result: tooLarge(
+          `The request makes a ${eventBytes}-byte event; Lambda takes at most ${MAX_EVENT_BYTES}`,
+        ),
+        requestId,
+      };
+    }
     try {
-      const parsed = resultSchema.safeParse(await options.handler(event));
-      if (parsed.success) return { result: parsed.data, requestId: event.requestContext.requestId };
+      const parsed = resultSchema.safeParse(await invoke(event, receivedAt + timeoutMs));
+      if (parsed.success) return { result: parsed.data, requestId };
       onError(new Error(`The API function returned a malformed result: ${parsed.error.message}`));
     } catch (error) {
       onError(error);
+      if (error instanceof IntegrationTimeoutError) {
+        return {
+          result: jsonResult(503, 'ServiceUnavailable', 'The request took too long; try again later'),
+          requestId,
+        };
+      }
     }
     return {
       result: jsonResult(500, 'InternalError', 'The request could not be served; try again later'),
@@ -214,19 +333,17 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
   }
 
   async function serve(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const receivedAt = Date.now();
     try {
-      if (!(await discardBody(request))) {
+      const body = await readBody(request);
+      if (body === undefined) {
         // Answer first, then drop the connection: the rest of the body is never read.
         response.setHeader('connection', 'close');
         response.once('finish', () => request.destroy());
-        writeResult(
-          response,
-          jsonResult(413, 'PayloadTooLarge', 'Request body is too large'),
-          newRequestId(),
-        );
+        writeResult(response, tooLarge(`Request body is over ${MAX_BODY_BYTES} bytes`), newRequestId());
         return;
       }
-      const { result, requestId } = await route(request);
+      const { result, requestId } = await route(request, body, receivedAt);
       writeResult(response, result, requestId);
     } catch (error) {
       onError(error);
@@ -259,6 +376,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
       stopped ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all(inFlight);
+        await Promise.all(overrun);
         // Keep-alive connections would otherwise hold the server (and the process) open until they time out.
         server.closeAllConnections();
         await closed;

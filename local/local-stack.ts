@@ -1,12 +1,20 @@
-import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DescribeTableCommand, DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { createAggregatorHandler } from '../lambdas/aggregator/stream-handler';
 import type * as ApiEntry from '../lambdas/api/handler';
 import type * as ApplierEntry from '../lambdas/applier/handler';
+import { documentClient } from '../lambdas/aws-clients';
 import { ENVIRONMENT, STATUS_QUEUE } from '../lambdas/service-settings';
+import { TaskStore } from '../lambdas/store/task-store';
+import { type SweepSummary, sweep } from '../lambdas/sweeper/sweep';
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
@@ -14,21 +22,34 @@ import {
   startDynamoDbLocal,
   startSqsEmulator,
 } from './emulators';
+import { FileEventPublisher, type LocalEvent } from './event-file';
 import { type BatchReport, type EventSourcePoller, startEventSourcePoller } from './event-source-poller';
 import { type RunningHttpGateway, startHttpGateway } from './http-gateway';
 import { createStatusQueues, createTaskTable } from './resources';
+import { type StreamBatchReport, type StreamPoller, startStreamPoller } from './stream-poller';
 
 /**
  * The whole service on one machine: DynamoDB Local and the SQS emulator (started here, or ones already running),
- * the table and queues as the CDK stack creates them, the applier function fed by a stand-in for Lambda's SQS
- * event source, and the API function behind a stand-in for API Gateway. The two functions are loaded from their
- * real entry files, after the environment they read at cold start is in place.
+ * the table and queues as the CDK stack creates them, and the four functions:
+ * - the applier, loaded from its entry file and fed by a stand-in for Lambda's SQS event source;
+ * - the API, loaded from its entry file behind a stand-in for API Gateway;
+ * - the aggregator, fed by a stand-in for Lambda's DynamoDB Streams event source on the table's stream. It is
+ *   built from `createAggregatorHandler` rather than its entry file, whose EventBridge publisher has no local
+ *   counterpart: its events are logged and appended to a file instead;
+ * - the sweeper's use case, `sweep()`, on a timer instead of EventBridge Scheduler's one-minute schedule.
+ * The entry files are loaded after the environment they read at cold start is in place.
  */
 
 export const DEFAULT_TABLE_NAME = 'subtask-progress-tasks';
 export const DEFAULT_QUEUE_NAME = 'subtask-progress-statuses';
 
+/** The value of `EVENT_BUS_NAME` locally: no bus, the events go to a file. */
+export const LOCAL_EVENT_BUS = 'local';
+/** How often the sweeper runs locally; deployed, it runs every `SWEEPER.rateMinutes`. */
+export const DEFAULT_SWEEP_INTERVAL_MS = 5_000;
+
 export type StackComponent = 'dynamodb' | 'sqs' | 'http';
+export type StackFunction = 'applier' | 'api' | 'aggregator' | 'sweeper';
 
 export class PortInUseError extends Error {
   constructor(
@@ -58,14 +79,32 @@ export interface LocalStackOptions {
   readonly tableName?: string;
   /** The dead-letter queue is named after it. @default DEFAULT_QUEUE_NAME */
   readonly queueName?: string;
-  /** Signs subtask listing cursors; cursors from an earlier run stop working with a new key. @default random */
-  readonly cursorKey?: string;
   /** Concurrent polling loops on the status queue. @default 2 */
   readonly pollers?: number;
+  /** The file events are appended to, one JSON line each. @default a new file in the OS's temporary folder */
+  readonly eventsFile?: string;
+  /** Keep the events the file already holds (with a persisted table) instead of starting it empty. @default false */
+  readonly appendEvents?: boolean;
+  /** Milliseconds between two runs of the sweeper; 0 runs it only on `sweepNow()`. @default 5,000 */
+  readonly sweepIntervalMs?: number;
+  /** The sweeper's clock (epoch ms): a test moves it past a deadline instead of waiting. @default Date.now */
+  readonly sweeperClock?: () => number;
+  /** API Gateway's timeout: the API function's remaining time counts down from it. @default 30,000 */
+  readonly httpTimeoutMs?: number;
+  /** The status queue's batching window. @default APPLIER.maxBatchingWindowSeconds × 1000 */
+  readonly queueBatchingWindowMs?: number;
+  /** The stream's batching window. @default AGGREGATOR.maxBatchingWindowSeconds × 1000 */
+  readonly streamBatchingWindowMs?: number;
   /** Called after every batch the applier was invoked with. */
   readonly onBatch?: (report: BatchReport) => void;
-  /** Failures that stay inside the stack: queue calls that failed, a function that threw. @default console.error */
-  readonly onError?: (source: 'applier' | 'api', error: unknown) => void;
+  /** Called after every batch the aggregator was invoked with. */
+  readonly onStreamBatch?: (report: StreamBatchReport) => void;
+  /** Called after every sweep, timed or asked for. */
+  readonly onSweep?: (summary: SweepSummary) => void;
+  /** Every event the aggregator publishes; `repeat` when the file already holds its `event_id`. */
+  readonly onEvent?: (event: LocalEvent, repeat: boolean) => void;
+  /** Failures that stay inside the stack: queue or stream calls that failed, a function that threw. @default console.error */
+  readonly onError?: (source: StackFunction, error: unknown) => void;
 }
 
 export interface LocalStack {
@@ -77,7 +116,20 @@ export interface LocalStack {
   readonly queueUrl: string;
   readonly deadLetterQueueUrl: string;
   readonly tableName: string;
+  /** The table's stream, which the aggregator reads. */
+  readonly streamArn: string;
+  /** Where the events the service would put on EventBridge are appended, one JSON line each. */
+  readonly eventsFile: string;
   readonly region: string;
+  /** The aggregator as the stream poller invokes it: a test may hand it a batch again, as Lambda may. */
+  readonly aggregator: (event: DynamoDBStreamEvent, context: Context) => Promise<DynamoDBBatchResponse>;
+  /**
+   * Resolves once the aggregator has handled every stream record written before the call: everything the
+   * applier (or anyone) wrote by then is in the task's totals.
+   */
+  caughtUp(): Promise<void>;
+  /** Runs the sweeper now, at `atMs` if given (else its clock), after any run in progress; returns its summary. */
+  sweepNow(atMs?: number): Promise<SweepSummary>;
   /** Finishes the batches in hand, closes the HTTP server and stops the emulators this started. Idempotent. */
   stop(): Promise<void>;
 }
@@ -86,7 +138,6 @@ export interface LocalStack {
 interface FunctionEnvironment {
   readonly tableName: string;
   readonly deadLetterQueueUrl: string;
-  readonly cursorKey: string;
   readonly dynamoEndpoint: string;
   readonly sqsEndpoint: string;
 }
@@ -96,7 +147,7 @@ function environmentFor(config: FunctionEnvironment): Record<string, string | un
     [ENVIRONMENT.tableName]: config.tableName,
     [ENVIRONMENT.deadLetterQueueUrl]: config.deadLetterQueueUrl,
     [ENVIRONMENT.receiveLimit]: String(STATUS_QUEUE.receiveLimit),
-    [ENVIRONMENT.cursorKey]: config.cursorKey,
+    [ENVIRONMENT.eventBusName]: LOCAL_EVENT_BUS,
     AWS_ENDPOINT_URL_DYNAMODB: config.dynamoEndpoint,
     AWS_ENDPOINT_URL_SQS: config.sqsEndpoint,
     AWS_REGION: LOCAL_REGION,
@@ -140,13 +191,33 @@ function portErrorsNamed<T>(component: StackComponent, port: number | undefined,
   });
 }
 
-async function ensureTable(client: DynamoDBClient, tableName: string): Promise<void> {
+/** Creates the table unless it exists; returns its stream's ARN. */
+async function ensureTable(client: DynamoDBClient, tableName: string): Promise<string> {
+  let streamArn: string | undefined;
   try {
-    await client.send(new DescribeTableCommand({ TableName: tableName }));
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    streamArn = Table?.StreamSpecification?.StreamEnabled === true ? Table.LatestStreamArn : undefined;
   } catch (error) {
     if (!(error instanceof ResourceNotFoundException)) throw error;
-    await createTaskTable(client, tableName);
+    return createTaskTable(client, tableName);
   }
+  if (streamArn === undefined) {
+    // A table of the first layout (no stream, tasks as one item): there is no migration, it must be made anew.
+    throw new Error(
+      `Table ${tableName} has no stream: it was created by an earlier version of this service, whose items ` +
+        'this one cannot read. Delete it (or the persisted data folder) and start again.',
+    );
+  }
+  return streamArn;
+}
+
+/** A file of its own in the OS's temporary folder, so that two stacks never share one. */
+function defaultEventsFile(): string {
+  const stamp = new Date()
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
+  return join(tmpdir(), `subtask-progress-events-${stamp}-${process.pid}.jsonl`);
 }
 
 /** Like `Promise.all`, but rejects only once every promise has settled. */
@@ -179,6 +250,7 @@ async function loadHandler<T>(entry: string): Promise<T> {
 }
 
 /** Starts the local stack; resolves once the HTTP API listens and the applier polls the queue. */
+/** Starts the local stack; resolves once the HTTP API listens and the pollers run. */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
   if (running) {
     throw new Error(
@@ -232,15 +304,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const clientConfig = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
     const dynamo = new DynamoDBClient({ ...clientConfig, endpoint: dynamoEndpoint });
-    // The queue URL's host (`sqs.<region>.localhost`) does not resolve: send to the endpoint instead.
+    // DynamoDB Local serves its tables' streams on its own endpoint, as the DynamoDB Streams API.
+    const streams = new DynamoDBStreamsClient({ ...clientConfig, endpoint: dynamoEndpoint });
+    // The queue URL's host (`sqs.<region>.localhost`) may not resolve: send to the endpoint instead.
     const sqs = new SQSClient({ ...clientConfig, endpoint: sqsEndpoint, useQueueUrlAsEndpoint: false });
     cleanups.push(() => {
       dynamo.destroy();
+      streams.destroy();
       sqs.destroy();
     });
 
     const tableName = options.tableName ?? DEFAULT_TABLE_NAME;
-    await ensureTable(dynamo, tableName);
+    const streamArn = await ensureTable(dynamo, tableName);
     // CreateQueue returns the existing queue when its attributes are the same, and they always are here.
     const queues = await createStatusQueues(sqs, options.queueName ?? DEFAULT_QUEUE_NAME);
     const { Attributes } = await sqs.send(
@@ -253,7 +328,6 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       environmentFor({
         tableName,
         deadLetterQueueUrl: queues.deadLetterQueueUrl,
-        cursorKey: options.cursorKey ?? randomBytes(32).toString('base64url'),
         dynamoEndpoint,
         sqsEndpoint,
       }),
@@ -265,10 +339,55 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     ]);
     loads += 1;
 
+    // The aggregator and the sweeper share one store, as their functions would share the table.
+    const store = new TaskStore(documentClient(dynamo), tableName);
+    const events = await FileEventPublisher.open({
+      path: resolve(options.eventsFile ?? defaultEventsFile()),
+      region: LOCAL_REGION,
+      append: options.appendEvents === true,
+      ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
+    });
+    const aggregate = createAggregatorHandler({
+      store,
+      events,
+      now: Date.now,
+      logger: new Logger({ serviceName: 'subtask-progress-aggregator' }),
+      metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'aggregator' }),
+    });
+    const aggregator = async (event: DynamoDBStreamEvent, context: Context) => {
+      const response = await aggregate(event, context);
+      if (!('batchItemFailures' in response))
+        throw new Error('The aggregator answered a stream batch as a reconcile');
+      return response;
+    };
+    // Stopped after the applier and the sweeper (cleanups run in reverse), so it folds what they wrote last.
+    const streamPoller: StreamPoller = startStreamPoller({
+      streams,
+      streamArn,
+      region: LOCAL_REGION,
+      handler: aggregator,
+      ...(options.streamBatchingWindowMs === undefined
+        ? {}
+        : { batchingWindowMs: options.streamBatchingWindowMs }),
+      ...(options.onStreamBatch === undefined ? {} : { onBatch: options.onStreamBatch }),
+      onError: (error) => onError('aggregator', error),
+    });
+    cleanups.push(() => streamPoller.stop());
+
+    const sweeper = startSweeper({
+      store,
+      clock: options.sweeperClock ?? Date.now,
+      intervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
+      ...(options.onSweep === undefined ? {} : { onSweep: options.onSweep }),
+      onError: (error) => onError('sweeper', error),
+    });
+    cleanups.push(() => sweeper.stop());
+
     const gateway: RunningHttpGateway = await portErrorsNamed('http', options.httpPort, () =>
       startHttpGateway({
         handler: apiHandler,
         port: options.httpPort ?? 0,
+        ...(options.httpTimeoutMs === undefined ? {} : { timeoutMs: options.httpTimeoutMs }),
         onError: (error) => onError('api', error),
       }),
     );
@@ -281,6 +400,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       region: LOCAL_REGION,
       handler: applierHandler,
       concurrency: options.pollers ?? 2,
+      ...(options.queueBatchingWindowMs === undefined
+        ? {}
+        : { batchingWindowMs: options.queueBatchingWindowMs }),
       ...(options.onBatch === undefined ? {} : { onBatch: options.onBatch }),
       onError: (error) => onError('applier', error),
     });
@@ -294,7 +416,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       queueUrl: queues.queueUrl,
       deadLetterQueueUrl: queues.deadLetterQueueUrl,
       tableName,
+      streamArn,
+      eventsFile: events.path,
       region: LOCAL_REGION,
+      aggregator,
+      caughtUp: () => streamPoller.caughtUp(),
+      sweepNow: (atMs) => sweeper.runNow(atMs),
       stop() {
         stopped ??= cleanUp();
         return stopped;
@@ -304,4 +431,64 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     await cleanUp();
     throw error;
   }
+}
+
+interface SweeperOptions {
+  readonly store: TaskStore;
+  readonly clock: () => number;
+  /** 0: only on `runNow()`. */
+  readonly intervalMs: number;
+  readonly onSweep?: (summary: SweepSummary) => void;
+  readonly onError: (error: unknown) => void;
+}
+
+interface RunningSweeper {
+  runNow(atMs?: number): Promise<SweepSummary>;
+  /** Waits for the run in progress. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The sweeper's schedule: one run at a time, as the deployed schedule's runs do not overlap in practice (a run
+ * takes well under its minute). A timed run that fails is reported and the next one tries again.
+ */
+function startSweeper(options: SweeperOptions): RunningSweeper {
+  const log = new Logger({ serviceName: 'subtask-progress-sweeper' });
+  let last: Promise<unknown> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  let stopping = false;
+
+  function runNow(atMs?: number): Promise<SweepSummary> {
+    const run = last.then(async () => {
+      const nowMs = atMs ?? options.clock();
+      const summary = await sweep({ store: options.store, log, now: () => nowMs });
+      options.onSweep?.(summary);
+      return summary;
+    });
+    last = run.catch(() => undefined);
+    return run;
+  }
+
+  function schedule(): void {
+    if (stopping || options.intervalMs <= 0) return;
+    timer = setTimeout(() => {
+      runNow().then(
+        () => schedule(),
+        (error: unknown) => {
+          options.onError(error);
+          schedule();
+        },
+      );
+    }, options.intervalMs);
+  }
+
+  schedule();
+  return {
+    runNow,
+    async stop() {
+      stopping = true;
+      clearTimeout(timer);
+      await last;
+    },
+  };
 }

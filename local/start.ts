@@ -1,14 +1,23 @@
-import { relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import type { SweepSummary } from '../lambdas/sweeper/sweep';
 import { LOCAL_CREDENTIALS } from './emulators';
+import type { LocalEvent } from './event-file';
 import type { BatchReport } from './event-source-poller';
-import { type LocalStack, PortInUseError, type StackComponent, startLocalStack } from './local-stack';
+import {
+  DEFAULT_SWEEP_INTERVAL_MS,
+  type LocalStack,
+  PortInUseError,
+  type StackComponent,
+  startLocalStack,
+} from './local-stack';
+import type { StreamBatchReport } from './stream-poller';
 
 /**
  * `npm start`: the whole service on local emulators, until Ctrl-C.
  *
- *   DYNAMODB_PORT=8000 SQS_PORT=9324 HTTP_PORT=3000 npm start [-- --persist [dir]]
+ *   DYNAMODB_PORT=8000 SQS_PORT=9324 HTTP_PORT=3000 npm start [-- --persist [dir]] [--sweep-every SECONDS]
  */
 
 // The SDK's notice that its 2027 releases need Node 22 is not news to someone starting the local stack.
@@ -33,12 +42,17 @@ const portsSchema = z.object({
   HTTP_PORT: port(3000),
 });
 
-const USAGE = `Usage: npm start [-- --persist [dir]]
+const EVENTS_FILE_NAME = 'events.jsonl';
 
-Starts DynamoDB Local, the SQS emulator, the status applier and the progress API on this machine.
+const USAGE = `Usage: npm start [-- --persist [dir]] [--sweep-every SECONDS]
 
-  --persist [dir]   keep DynamoDB's data in dir across restarts (default ${DEFAULT_DATA_DIR}/); in memory otherwise
-  -h, --help        show this help
+Starts DynamoDB Local, the SQS emulator and the service's functions on this machine: the status applier (fed
+from the queue), the aggregator (fed from the table's stream), the sweeper (on a timer) and the API.
+
+  --persist [dir]          keep DynamoDB's data in dir across restarts (default ${DEFAULT_DATA_DIR}/), and the
+                           events file there too; in memory otherwise, with a fresh events file in the temp folder
+  --sweep-every SECONDS    run the sweeper this often (default ${DEFAULT_SWEEP_INTERVAL_MS / 1000}; deployed: every minute)
+  -h, --help               show this help
 
 Ports: DYNAMODB_PORT (default 8000), SQS_PORT (default 9324), HTTP_PORT (default 3000); 0 picks a free one.`;
 
@@ -47,6 +61,7 @@ class UsageError extends Error {}
 interface StartOptions {
   readonly help: boolean;
   readonly dataPath?: string;
+  readonly sweepIntervalMs: number;
 }
 
 /** parseArgs throws a TypeError naming the bad option; to the user that is a usage error. */
@@ -63,7 +78,11 @@ function parseCommandLine(args: readonly string[]): StartOptions {
   const { tokens, values } = usageErrorsOf(() =>
     parseArgs({
       args: [...args],
-      options: { persist: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        persist: { type: 'boolean' },
+        'sweep-every': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       allowPositionals: true,
       tokens: true,
     }),
@@ -78,7 +97,14 @@ function parseCommandLine(args: readonly string[]): StartOptions {
     dataPath = token.value;
   }
   if (values.persist === true) dataPath ??= DEFAULT_DATA_DIR;
-  return { help: values.help === true, ...(dataPath === undefined ? {} : { dataPath }) };
+  const every = values['sweep-every'];
+  if (every !== undefined && !/^\d+(\.\d+)?$/.test(every)) {
+    throw new UsageError(`--sweep-every takes a number of seconds, not '${every}'`);
+  }
+  const sweepIntervalMs = every === undefined ? DEFAULT_SWEEP_INTERVAL_MS : Math.round(Number(every) * 1000);
+  if (every !== undefined && sweepIntervalMs < 100)
+    throw new UsageError('--sweep-every must be at least 0.1');
+  return { help: values.help === true, sweepIntervalMs, ...(dataPath === undefined ? {} : { dataPath }) };
 }
 
 function readPorts(): z.output<typeof portsSchema> {
@@ -88,18 +114,52 @@ function readPorts(): z.output<typeof portsSchema> {
   throw new UsageError(`${variable} must be a port number from 0 to 65535, not '${process.env[variable]}'`);
 }
 
+const clock = () => new Date().toISOString().slice(11, 23);
+
 function logBatch(report: BatchReport): void {
-  const time = new Date().toISOString().slice(11, 23);
   const outcome =
     report.failure === undefined
       ? `${report.deleted} done, ${report.redelivered} left for redelivery`
       : `failed, all ${report.records} left for redelivery (${report.failure})`;
-  console.log(`${time} applier: batch of ${report.records} in ${report.durationMs} ms: ${outcome}`);
+  console.log(`${clock()} applier: batch of ${report.records} in ${report.durationMs} ms: ${outcome}`);
+}
+
+function logStreamBatch(report: StreamBatchReport): void {
+  const outcome =
+    report.failure !== undefined
+      ? `failed, retried (${report.failure})`
+      : report.retried > 0
+        ? `${report.records - report.retried} done, ${report.retried} retried`
+        : 'done';
+  console.log(
+    `${clock()} aggregator: stream batch of ${report.records} in ${report.durationMs} ms: ${outcome}`,
+  );
+}
+
+function logSweep(summary: SweepSummary): void {
+  // A sweep with nothing due says nothing: it runs every few seconds.
+  if (summary.tasksDue === 0) return;
+  console.log(
+    `${clock()} sweeper: ${summary.tasksDue} tasks due, ${summary.subtasksEnded} subtasks ended, ` +
+      `${summary.tasksReconciled} recounted, ${summary.tasksEndedIncomplete} ended incomplete, ` +
+      `${summary.errors} errors`,
+  );
+}
+
+function logEvent(event: LocalEvent, repeat: boolean): void {
+  const { detail } = event;
+  const what =
+    event['detail-type'] === 'Task Ended'
+      ? `task ${detail.task_id} ${detail.task_state}: ${detail.message}`
+      : `task ${detail.task_id} subtask ${detail.subtask_id}`;
+  const note = repeat ? ` (repeat of ${detail.event_id}, not appended again)` : '';
+  console.log(`${clock()} event ${event['detail-type']}: ${what}${note}`);
 }
 
 function printBanner(stack: LocalStack, dataPath: string | undefined): void {
   const storage =
     dataPath === undefined ? 'in memory' : `on disk in ${relative(process.cwd(), resolve(dataPath)) || '.'}/`;
+  const eventsFile = relative(process.cwd(), stack.eventsFile);
   const exports = [
     `AWS_ENDPOINT_URL_DYNAMODB=${stack.dynamoEndpoint}`,
     `AWS_ENDPOINT_URL_SQS=${stack.sqsEndpoint}`,
@@ -118,6 +178,7 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
     status queue     ${stack.queueUrl}
     dead letters     ${stack.deadLetterQueueUrl}
   progress API       ${stack.httpUrl}
+  events             ${eventsFile.startsWith('..') ? stack.eventsFile : eventsFile}    (one JSON line per event)
 
 Paste into another shell to point the AWS CLI, the SDKs and our CLI here:
 
@@ -126,6 +187,7 @@ export ${exports.join(' ')}
 Then try:
   npm run demo
   curl -s ${stack.httpUrl}/tasks/<task_id>
+  tail -f ${stack.eventsFile}
 
 Ctrl-C stops.
 `);
@@ -153,8 +215,19 @@ async function main(): Promise<number> {
       dynamoPort: ports.DYNAMODB_PORT,
       sqsPort: ports.SQS_PORT,
       httpPort: ports.HTTP_PORT,
-      ...(options.dataPath === undefined ? {} : { dataPath: options.dataPath }),
+      ...(options.dataPath === undefined
+        ? {}
+        : {
+            dataPath: options.dataPath,
+            // With the table kept, keep its events too: a restart replays the stream, and repeats are dropped.
+            eventsFile: join(options.dataPath, EVENTS_FILE_NAME),
+            appendEvents: true,
+          }),
+      sweepIntervalMs: options.sweepIntervalMs,
       onBatch: logBatch,
+      onStreamBatch: logStreamBatch,
+      onSweep: logSweep,
+      onEvent: logEvent,
     });
   } catch (error) {
     if (error instanceof PortInUseError) {

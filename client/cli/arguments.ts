@@ -1,26 +1,32 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { MAX_SUBTASKS } from '../../lambdas/api/initialize-body';
 import { idSchema } from '../../lambdas/core/identifiers';
 import { createSubtaskStatus, SUBTASK_STATES, type SubtaskStatus } from '../../lambdas/core/subtask-status';
-import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
+import type { SubtaskQuery } from '../progress-api';
+import type { InitializeTaskRequest } from '../task-api';
 
 /** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
 
-export const COMMANDS = ['init', 'send', 'status', 'watch'] as const;
+export const COMMANDS = ['init', 'send', 'status', 'subtasks', 'watch', 'cancel', 'reconcile'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export type Command =
   | { readonly kind: 'help'; readonly topic?: CommandName }
-  | {
-      readonly kind: 'init';
-      readonly taskId: string;
-      readonly actionName: string;
-      readonly total: number;
-      readonly subtaskIds: readonly string[];
-    }
+  | { readonly kind: 'init'; readonly request: InitializeTaskRequest }
   | { readonly kind: 'send'; readonly taskId: string; readonly status: SubtaskStatus }
   | { readonly kind: 'status'; readonly taskId: string; readonly json: boolean }
-  | { readonly kind: 'watch'; readonly taskId: string; readonly intervalMs: number };
+  | {
+      readonly kind: 'subtasks';
+      readonly taskId: string;
+      readonly query: SubtaskQuery;
+      /** Follow `next_cursor` to the last page. */
+      readonly all: boolean;
+      readonly json: boolean;
+    }
+  | { readonly kind: 'watch'; readonly taskId: string; readonly intervalMs: number }
+  | { readonly kind: 'cancel'; readonly taskId: string }
+  | { readonly kind: 'reconcile'; readonly taskId: string };
 
 export class UsageError extends Error {
   constructor(
@@ -33,7 +39,6 @@ export class UsageError extends Error {
 }
 
 export const DEFAULT_WATCH_INTERVAL_MS = 1_000;
-const MAX_SUBTASKS = 100_000;
 
 const required = (what: string) => ({
   error: (issue: { input?: unknown }) => (issue.input === undefined ? 'is required' : `must be ${what}`),
@@ -54,6 +59,15 @@ const initSchema = z
     subtasks: z.string().optional(),
     'subtask-count': wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(MAX_SUBTASKS)).optional(),
     prefix: idSchema.optional(),
+    'tolerated-failure-percentage': z
+      .string()
+      .regex(/^\d{1,3}(\.\d{1,2})?$/, 'must be a percentage with at most two decimals')
+      .transform(Number)
+      .pipe(z.number().max(100, 'must be at most 100'))
+      .optional(),
+    'subtask-timeout': wholeNumber.pipe(z.number().min(1, 'must be at least 1 (second)')).optional(),
+    deadline: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 time with a zone' }).optional(),
+    'ttl-days': wholeNumber.pipe(z.number().min(1, 'must be at least 1')).optional(),
   })
   .superRefine((value, context) => {
     if ((value.subtasks === undefined) === (value['subtask-count'] === undefined)) {
@@ -77,6 +91,15 @@ const sendSchema = z.object({
 
 const statusSchema = z.object({ task_id: taskId, json: z.boolean().default(false) });
 
+const subtasksSchema = z.object({
+  task_id: taskId,
+  state: z.enum(SUBTASK_STATES, { error: `must be one of ${SUBTASK_STATES.join(', ')}` }).optional(),
+  limit: wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(100, 'must be at most 100')).optional(),
+  cursor: z.string().min(1, 'must not be empty').optional(),
+  all: z.boolean().default(false),
+  json: z.boolean().default(false),
+});
+
 const watchSchema = z.object({
   task_id: taskId,
   interval: wholeNumber
@@ -84,11 +107,16 @@ const watchSchema = z.object({
     .default(DEFAULT_WATCH_INTERVAL_MS),
 });
 
+const taskOnlySchema = z.object({ task_id: taskId });
+
 const POSITIONALS: Record<CommandName, readonly string[]> = {
   init: ['task_id'],
   send: ['task_id', 'subtask_id'],
   status: ['task_id'],
+  subtasks: ['task_id'],
   watch: ['task_id'],
+  cancel: ['task_id'],
+  reconcile: ['task_id'],
 };
 
 const OPTIONS = {
@@ -98,6 +126,10 @@ const OPTIONS = {
     subtasks: { type: 'string' },
     'subtask-count': { type: 'string' },
     prefix: { type: 'string' },
+    'tolerated-failure-percentage': { type: 'string' },
+    'subtask-timeout': { type: 'string' },
+    deadline: { type: 'string' },
+    'ttl-days': { type: 'string' },
   },
   send: {
     state: { type: 'string' },
@@ -108,7 +140,16 @@ const OPTIONS = {
     'retried-withmax': { type: 'string' },
   },
   status: { json: { type: 'boolean' } },
+  subtasks: {
+    state: { type: 'string' },
+    limit: { type: 'string' },
+    cursor: { type: 'string' },
+    all: { type: 'boolean' },
+    json: { type: 'boolean' },
+  },
   watch: { interval: { type: 'string' } },
+  cancel: {},
+  reconcile: {},
 } as const;
 
 function isCommand(value: string | undefined): value is CommandName {
@@ -153,6 +194,25 @@ function subtaskList(list: string, command: CommandName): string[] {
   return ids;
 }
 
+function initRequest(args: z.output<typeof initSchema>): InitializeTaskRequest {
+  const count = args['subtask-count'];
+  return {
+    taskId: args.task_id,
+    actionName: args.action,
+    total: args.total,
+    // A count goes to the API as a count, so a fan-out of 100,000 is a few bytes.
+    ...(count === undefined
+      ? { subtaskIds: subtaskList(args.subtasks ?? '', 'init') }
+      : { subtaskCount: count, ...(args.prefix === undefined ? {} : { prefix: args.prefix }) }),
+    ...(args['tolerated-failure-percentage'] === undefined
+      ? {}
+      : { toleratedFailurePercentage: args['tolerated-failure-percentage'] }),
+    ...(args['subtask-timeout'] === undefined ? {} : { subtaskTimeoutSeconds: args['subtask-timeout'] }),
+    ...(args.deadline === undefined ? {} : { deadline: args.deadline }),
+    ...(args['ttl-days'] === undefined ? {} : { ttlDays: args['ttl-days'] }),
+  };
+}
+
 /** `argv` without the node and script paths. */
 export function parseCommandLine(argv: readonly string[]): Command {
   const [first, ...rest] = argv;
@@ -167,20 +227,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   if (input === 'help') return { kind: 'help', topic: first };
 
   switch (first) {
-    case 'init': {
-      const args = validate(first, initSchema, input);
-      const count = args['subtask-count'];
-      return {
-        kind: 'init',
-        taskId: args.task_id,
-        actionName: args.action,
-        total: args.total,
-        subtaskIds:
-          count === undefined
-            ? subtaskList(args.subtasks ?? '', first)
-            : numberedSubtaskIds(count, args.prefix),
-      };
-    }
+    case 'init':
+      return { kind: 'init', request: initRequest(validate(first, initSchema, input)) };
     case 'send': {
       const args = validate(first, sendSchema, input);
       return {
@@ -200,25 +248,61 @@ export function parseCommandLine(argv: readonly string[]): Command {
       const args = validate(first, statusSchema, input);
       return { kind: 'status', taskId: args.task_id, json: args.json };
     }
+    case 'subtasks': {
+      const args = validate(first, subtasksSchema, input);
+      if (args.all && args.cursor !== undefined) {
+        throw new UsageError('--all starts at the first page: leave out --cursor', first);
+      }
+      return {
+        kind: 'subtasks',
+        taskId: args.task_id,
+        query: {
+          ...(args.state === undefined ? {} : { state: args.state }),
+          ...(args.limit === undefined ? {} : { limit: args.limit }),
+          ...(args.cursor === undefined ? {} : { cursor: args.cursor }),
+        },
+        all: args.all,
+        json: args.json,
+      };
+    }
     case 'watch': {
       const args = validate(first, watchSchema, input);
       return { kind: 'watch', taskId: args.task_id, intervalMs: args.interval };
+    }
+    case 'cancel':
+    case 'reconcile': {
+      const args = validate(first, taskOnlySchema, input);
+      return { kind: first, taskId: args.task_id };
     }
   }
 }
 
 const COMMAND_USAGE: Record<CommandName, string> = {
   init: `init <task_id> --action VERB --total N (--subtasks a,b,c | --subtask-count N [--prefix sub])
-      Create a task whose subtasks all start QUEUING. VERB names what happens to an item ("emailed"),
-      N items in all. Running it again with the same arguments changes nothing.`,
+       [--tolerated-failure-percentage P] [--subtask-timeout SECONDS] [--deadline ISO-8601] [--ttl-days N]
+      Create a task whose subtasks all start QUEUING (PUT /tasks/<task_id>). VERB names what happens to an
+      item ("emailed"), N items in all; --subtask-count N makes ids <prefix>-0 … <prefix>-(N-1). Running it
+      again with the same arguments changes nothing; a large fan-out takes several requests, made for you.`,
   send: `send <task_id> <subtask_id> --state STATE [--succeeded N] [--failed N] [--skipped N]
        [--retried-nomax N] [--retried-withmax N]
       Queue one cumulative status of a subtask (attempted = succeeded + failed). STATE is one of
       ${SUBTASK_STATES.join(', ')}.`,
   status: `status <task_id> [--json]
-      Show a task's progress; --json prints the API's answer as it is.`,
+      Show a task's progress, and why it ended when its subtasks alone did not end it; --json prints the
+      API's answer as it is.`,
+  subtasks: `subtasks <task_id> [--state STATE] [--limit N] [--cursor C | --all] [--json]
+      List a task's subtasks, one page (--all: every page), with why the service ended one itself
+      (TIMED_OUT, CANCELED). A page filtered by --state may be short, even empty, with a cursor to follow.`,
   watch: `watch <task_id> [--interval MS]
-      Follow a task with a live progress bar until it ends (polls every MS ms, default ${DEFAULT_WATCH_INTERVAL_MS}).`,
+      Follow a task with a live progress bar of its items (those of running subtasks included) until it ends
+      SUCCESS, FAILURE or CANCELED (polls every MS ms, default ${DEFAULT_WATCH_INTERVAL_MS}).`,
+  cancel: `cancel <task_id>
+      Cancel a task (POST /tasks/<task_id>/cancel): every subtask not yet ended becomes REVOKED (reason
+      CANCELED) and the task ends CANCELED; statuses that come later change nothing.`,
+  reconcile: `reconcile <task_id>
+      Operators: recount every write shard of a task from its subtask items and refresh its totals, straight
+      on the table (SUBTASK_PROGRESS_TABLE; needs read and write rights on it). Repairs what a lost stream
+      record left behind; harmless on a task that is right.`,
 };
 
 export function usage(topic?: CommandName): string {
@@ -228,9 +312,10 @@ export function usage(topic?: CommandName): string {
 ${commands.map((command) => `  ${COMMAND_USAGE[command]}`).join('\n\n')}
 
 Settings come from the environment, as \`npm start\` prints them:
-  SUBTASK_PROGRESS_TABLE (init), SUBTASK_PROGRESS_QUEUE_URL (send), SUBTASK_PROGRESS_API_URL (status, watch),
-  and AWS_REGION, AWS_ENDPOINT_URL_DYNAMODB, AWS_ENDPOINT_URL_SQS and credentials as for any AWS SDK.
-  Requests to an API that is not on loopback are signed with SigV4 (the deployed API uses IAM auth).
+  SUBTASK_PROGRESS_API_URL (init, status, subtasks, watch, cancel), SUBTASK_PROGRESS_QUEUE_URL (send),
+  SUBTASK_PROGRESS_TABLE (reconcile), and AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB and
+  credentials as for any AWS SDK. Requests to an API that is not on loopback are signed with SigV4 (the
+  deployed API uses IAM auth), and only ever sent over https.
 
-Exit codes: 0 done, 1 failed (unreachable service, unknown task, ...), 2 bad arguments.`;
+Exit codes: 0 done, 1 failed (unreachable service, unknown task, conflict, ...), 2 bad arguments.`;
 }

@@ -1,36 +1,74 @@
+import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
+import { documentClient } from '../../lambdas/aws-clients';
+import { progressReport } from '../../lambdas/core/progress-report';
+import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 import { retryCount } from '../../lambdas/core/subtask-status';
-import { initializeTask, sendSubtaskStatus } from '../producer';
-import { getProgress } from '../progress-api';
+import { TaskStore } from '../../lambdas/store/task-store';
+import { sendSubtaskStatus } from '../producer';
+import { getProgress, listSubtasks, progressSchema, type SubtaskListing } from '../progress-api';
+import { setting } from '../settings';
+import { cancelTask, type InitializeTaskRequest, initializeTask } from '../task-api';
 import type { Command } from './arguments';
 import { EXIT } from './exit-codes';
-import { finalLine, progressSummary } from './format';
+import { finalLine, progressSummary, subtaskLine } from './format';
 import { watchTask } from './watch';
 
 /** What each command does. Loaded only once the command line is valid: it pulls in the AWS SDK. */
 
 type RunnableCommand = Exclude<Command, { kind: 'help' }>;
 
+/** `a … z` of the ids a request names, or of the numbered ones it asks for. */
+function idRange(request: InitializeTaskRequest): string {
+  const ids = request.subtaskIds ?? numberedSubtaskIds(request.subtaskCount ?? 0, request.prefix);
+  return ids.length === 1 ? `${ids[0]}` : `${ids[0]} … ${ids.at(-1)}`;
+}
+
+/** Pages `--all` follows at most: a task of a million subtasks is 10,000 pages of 100; stop far short of that. */
+const MAX_PAGES = 1_000;
+
+async function listing(command: Extract<RunnableCommand, { kind: 'subtasks' }>): Promise<number> {
+  const subtasks: SubtaskListing[] = [];
+  let cursor = command.query.cursor;
+  let pages = 0;
+  do {
+    const page = await listSubtasks(command.taskId, {
+      ...command.query,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    pages += 1;
+    if (command.json && !command.all) {
+      console.log(JSON.stringify(page, null, 2));
+      return EXIT.ok;
+    }
+    if (command.json) subtasks.push(...page.subtasks);
+    else for (const subtask of page.subtasks) console.log(subtaskLine(subtask));
+    cursor = page.next_cursor ?? undefined;
+  } while (command.all && cursor !== undefined && pages < MAX_PAGES);
+  if (command.json) console.log(JSON.stringify({ task_id: command.taskId, subtasks }, null, 2));
+  else if (cursor !== undefined) {
+    // On stderr, so that the listing itself pipes cleanly.
+    console.error(
+      command.all
+        ? `Stopped after ${pages} pages; carry on with --cursor ${cursor}`
+        : `More: --cursor ${cursor} (or --all)`,
+    );
+  }
+  return EXIT.ok;
+}
+
 export async function execute(command: RunnableCommand): Promise<number> {
   switch (command.kind) {
     case 'init': {
-      const calledAt = Date.now();
-      const task = await initializeTask({
-        taskId: command.taskId,
-        actionName: command.actionName,
-        total: command.total,
-        subtaskIds: command.subtaskIds,
-      });
-      const first = command.subtaskIds[0];
-      const last = command.subtaskIds.at(-1);
-      const range = command.subtaskIds.length === 1 ? first : `${first} … ${last}`;
-      // The store hands back the existing task for a repeated request: say so rather than claim a fresh start.
-      const existed = Date.parse(task.created_at) < calledAt;
+      const { request } = command;
+      const { created, progress, requests } = await initializeTask(request);
+      const pages = requests > 1 ? ` in ${requests} requests` : '';
       console.log(
-        existed
-          ? `Task ${task.task_id} was already initialized with these subtasks; nothing changed ` +
-              `(state ${task.task_state}, version ${task.version}).`
-          : `Task ${task.task_id} initialized: ${task.subtasks.total} subtasks (${range}), ` +
-              `${task.task_output.total} items to be ${task.task_output.action_name}.`,
+        created
+          ? `Task ${progress.task_id} initialized${pages}: ${progress.subtasks.total} subtasks ` +
+              `(${idRange(request)}), ` +
+              `${progress.task_progress.total} items to be ${progress.task_progress.action_name}.`
+          : `Task ${progress.task_id} was already initialized with this request; nothing changed ` +
+              `(state ${progress.task_state}, version ${progress.version}).`,
       );
       return EXIT.ok;
     }
@@ -58,11 +96,47 @@ export async function execute(command: RunnableCommand): Promise<number> {
       return EXIT.ok;
     }
 
+    case 'subtasks':
+      return listing(command);
+
     case 'watch': {
       const progress = await watchTask(command.taskId, { intervalMs: command.intervalMs });
       if (progress === undefined) return EXIT.interrupted;
       console.log(finalLine(progress));
       return EXIT.ok;
+    }
+
+    case 'cancel': {
+      const progress = await cancelTask(command.taskId);
+      console.log(
+        `Cancel requested for task ${progress.task_id}: its ${progress.subtasks.remaining} subtasks not yet ` +
+          'ended will be REVOKED (reason CANCELED) and the task will end CANCELED.',
+      );
+      return EXIT.ok;
+    }
+
+    case 'reconcile': {
+      const client = documentClient();
+      try {
+        const store = new TaskStore(client, setting('tableName', undefined));
+        const outcome = await reconcileTask(store, command.taskId, Date.now);
+        const task = await store.getTask(command.taskId);
+        if (task === undefined) {
+          console.error(`Task '${command.taskId}' does not exist in table ${store.tableName}`);
+          return EXIT.failed;
+        }
+        console.log(
+          outcome.kind === 'folded'
+            ? `Recounted ${task.write_shards} write shard${task.write_shards === 1 ? '' : 's'} of task ${task.task_id}` +
+                `${outcome.counterWritten || outcome.taskWritten ? ', and repaired its totals' : '; its totals were right'}.`
+            : `Nothing to recount: task ${task.task_id} is ${task.ready ? task.task_state : 'still being initialized'}.`,
+        );
+        // Shown as `status` shows it: the API's answer is this same report.
+        console.log(progressSummary(progressSchema.parse(progressReport(task))));
+        return EXIT.ok;
+      } finally {
+        client.destroy();
+      }
     }
   }
 }

@@ -1,4 +1,4 @@
-import type { Progress } from '../progress-api';
+import type { Progress, SubtaskListing } from '../progress-api';
 
 /** How the CLI shows a task's progress to a person. */
 
@@ -12,24 +12,46 @@ export function formatDuration(ms: number): string {
 }
 
 function stateLine(progress: Progress): string {
-  if (progress.in_progress) return `${progress.task_state} (running)`;
-  return `${progress.task_state} (finished${progress.succeeded ? ', every item succeeded' : ''})`;
+  if (progress.in_progress) {
+    return `${progress.task_state} (running${progress.cancel_requested ? ', cancel requested' : ''})`;
+  }
+  const why = progress.end_reason === undefined ? '' : `, ${progress.end_reason}`;
+  return `${progress.task_state} (finished${why}${progress.succeeded ? ', every item succeeded' : ''})`;
 }
 
 /** A few lines a person can read at a glance; `--json` is for scripts. */
 export function progressSummary(progress: Progress): string {
   const items = progress.task_progress;
+  const flight = progress.in_flight;
   const subtasks = progress.subtasks;
-  const updated = progress.updated_at === undefined ? '' : `, updated ${progress.updated_at}`;
+  const updated =
+    progress.ended_at === undefined ? `updated ${progress.updated_at}` : `ended ${progress.ended_at}`;
   return [
     `Task ${progress.task_id}: ${stateLine(progress)}`,
     `  ${progress.message}`,
     `  items     ${items.attempted} attempted: ${items.succeeded} succeeded, ${items.failed} failed; ` +
       `${items.skipped} skipped; ${items.total} in all`,
+    ...(progress.in_progress
+      ? [
+          `  running   ${flight.attempted} more attempted by subtasks not ended yet: ${flight.succeeded} ` +
+            `succeeded, ${flight.failed} failed; ${flight.skipped} skipped`,
+        ]
+      : []),
     `  subtasks  ${subtasks.total}: ${subtasks.succeeded} succeeded, ${subtasks.failed} failed, ` +
       `${subtasks.remaining} remaining`,
-    `  version ${progress.version}, ran ${formatDuration(items.duration_ms)}${updated}`,
+    `  version ${progress.version}, ran ${formatDuration(items.duration_ms)}, ${updated}`,
   ].join('\n');
+}
+
+/** One subtask of a listing: its id, state, counts, and why the service ended it, when it did. */
+export function subtaskLine(subtask: SubtaskListing): string {
+  const reason = subtask.reason === undefined ? '' : ` (${subtask.reason})`;
+  const retries = subtask.retried_nomax + subtask.retried_withmax;
+  return (
+    `${subtask.subtask_id}  ${subtask.state}${reason}  ${subtask.attempted} attempted: ` +
+    `${subtask.succeeded} succeeded, ${subtask.failed} failed; ${subtask.skipped} skipped; ${retries} retries` +
+    (subtask.updated_at === undefined ? '' : `  ${subtask.updated_at}`)
+  );
 }
 
 /** The one line `watch` ends with. */

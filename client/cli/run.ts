@@ -1,4 +1,8 @@
-import { InitializeConflictError, InvalidInitializeRequestError } from '../../lambdas/core/errors';
+import {
+  CancelConflictError,
+  InitializeConflictError,
+  InvalidInitializeRequestError,
+} from '../../lambdas/core/errors';
 import { ProgressApiError, SubtaskProgressClientError } from '../errors';
 import { parseCommandLine, UsageError, usage } from './arguments';
 import { EXIT } from './exit-codes';
@@ -18,8 +22,13 @@ function explain(error: unknown): { message: string; code: number } {
         : `The progress API answered ${error.status} ${error.error}: ${error.message}`;
     return { message, code: EXIT.failed };
   }
-  // Missing settings, an unreachable API, an answer of the wrong shape, a task id taken by another job.
-  if (error instanceof SubtaskProgressClientError || error instanceof InitializeConflictError) {
+  // Missing settings, an unreachable API, an answer of the wrong shape, a task id taken by another job, a cancel
+  // of a task that already ended.
+  if (
+    error instanceof SubtaskProgressClientError ||
+    error instanceof InitializeConflictError ||
+    error instanceof CancelConflictError
+  ) {
     return { message: error.message, code: EXIT.failed };
   }
   // SDK errors (no such table, connection refused, no credentials) carry a useful name and message.

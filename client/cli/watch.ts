@@ -5,8 +5,10 @@ import { getProgress, type Progress } from '../progress-api';
 import { formatDuration } from './format';
 
 /**
- * `watch`: a live bar of finished subtasks, polling with `If-None-Match` so that an unchanged task costs a 304 and
- * no redraw. Ends when the task does, or on Ctrl-C.
+ * `watch`: a live bar of items attempted — those of ended subtasks and the latest counts of running ones
+ * (`in_flight`), so it moves while subtasks run, not only when they end — polling with `If-None-Match` so that an
+ * unchanged task costs a 304 and no redraw. Ends when the task does (`SUCCESS`, `FAILURE` or `CANCELED`), or on
+ * Ctrl-C.
  */
 
 /** A blip (the local stack restarting, a dropped connection) is ridden out; a dead API is reported. */
@@ -17,24 +19,35 @@ interface Rate {
   readonly etaMs: number | undefined;
 }
 
-function finishedSubtasks(progress: Progress): number {
-  return progress.subtasks.succeeded + progress.subtasks.failed;
+/** Items attempted so far, running subtasks' included: what the bar shows. */
+function itemsAttempted(progress: Progress): number {
+  return progress.task_progress.attempted + progress.in_flight.attempted;
+}
+
+/** The bar's length: the job's items, or what was attempted when the job said fewer (or none). */
+function barTotal(progress: Progress): number {
+  return Math.max(progress.task_progress.total, itemsAttempted(progress), 1);
 }
 
 /** Rate since the watch began, not since the task did: the task may have been paused or slow before. */
-function rateSince(start: { at: number; finished: number }, progress: Progress, now: number): Rate {
+function rateSince(start: { at: number; attempted: number }, progress: Progress, now: number): Rate {
   const elapsedSeconds = (now - start.at) / 1000;
-  const done = finishedSubtasks(progress) - start.finished;
+  const done = itemsAttempted(progress) - start.attempted;
   const perSecond = elapsedSeconds > 0 ? done / elapsedSeconds : 0;
-  const etaMs = perSecond > 0 ? (progress.subtasks.remaining / perSecond) * 1000 : undefined;
+  const left = barTotal(progress) - itemsAttempted(progress);
+  const etaMs = perSecond > 0 ? (left / perSecond) * 1000 : undefined;
   return { perSecond, etaMs };
 }
 
 function payload(progress: Progress, rate: Rate) {
+  const { task_progress: ended, in_flight: running, subtasks } = progress;
   return {
-    succeeded: progress.task_progress.succeeded,
-    failed: progress.task_progress.failed,
-    skipped: progress.task_progress.skipped,
+    succeeded: ended.succeeded + running.succeeded,
+    failed: ended.failed + running.failed,
+    skipped: ended.skipped + running.skipped,
+    subtasks_done: subtasks.succeeded + subtasks.failed,
+    subtasks_total: subtasks.total,
+    state: progress.cancel_requested ? 'canceling' : progress.task_state.toLowerCase(),
     rate: rate.perSecond.toFixed(1),
     // Not `eta`: cli-progress fills that token itself, from its own (shorter-sighted) estimate.
     time_left: rate.etaMs === undefined ? '--' : formatDuration(rate.etaMs),
@@ -67,12 +80,12 @@ export async function watchTask(taskId: string, options: WatchOptions): Promise<
   const interrupted = new AbortController();
   const onInterrupt = () => interrupted.abort();
   process.once('SIGINT', onInterrupt);
-  const start = { at: Date.now(), finished: finishedSubtasks(progress) };
+  const start = { at: Date.now(), attempted: itemsAttempted(progress) };
   const bar = new SingleBar(
     {
       format:
-        '{bar} {value}/{total} subtasks | items: {succeeded} ok, {failed} failed, {skipped} skipped | ' +
-        '{rate}/s, ETA {time_left}',
+        '{bar} {value}/{total} items | {succeeded} ok, {failed} failed, {skipped} skipped | ' +
+        'subtasks {subtasks_done}/{subtasks_total} | {state} | {rate}/s, ETA {time_left}',
       barsize: 20,
       hideCursor: true,
       stream: options.stream ?? process.stderr,
@@ -82,7 +95,7 @@ export async function watchTask(taskId: string, options: WatchOptions): Promise<
     },
     Presets.shades_classic,
   );
-  bar.start(progress.subtasks.total, start.finished, payload(progress, { perSecond: 0, etaMs: undefined }));
+  bar.start(barTotal(progress), start.attempted, payload(progress, { perSecond: 0, etaMs: undefined }));
   let unreachable = 0;
   try {
     while (progress.in_progress && !interrupted.signal.aborted) {
@@ -100,8 +113,8 @@ export async function watchTask(taskId: string, options: WatchOptions): Promise<
       if (result.status === 304) continue;
       progress = result.progress;
       etag = result.etag;
-      bar.setTotal(progress.subtasks.total);
-      bar.update(finishedSubtasks(progress), payload(progress, rateSince(start, progress, Date.now())));
+      bar.setTotal(barTotal(progress));
+      bar.update(itemsAttempted(progress), payload(progress, rateSince(start, progress, Date.now())));
     }
   } finally {
     bar.stop();

@@ -1,10 +1,23 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { runCli } from '../../client/cli/run';
 import { uniqueName } from '../support/aws';
-import { finishedProgress, startTestStack, type TestStack } from './stack';
+import {
+  finishedProgress,
+  initialize,
+  sendBodies,
+  settled,
+  startTestStack,
+  type TestStack,
+  wireMessage,
+} from './stack';
 
-/** The `subtask-progress` command, run as a child process against the stack, as an operator would run it. */
+/**
+ * The `subtask-progress` command against the stack: as a child process, as an operator runs it (both entry
+ * points), and in this process through `runCli` for the rest, which saves a Node start and an SDK load per
+ * command.
+ */
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -55,8 +68,8 @@ function cli(args: readonly string[], entry: 'tsx' | 'bin' = 'tsx'): Promise<Run
   });
 }
 
-// Concurrent: each test mostly waits for child processes to start.
-describe.concurrent('subtask-progress CLI', () => {
+// Concurrent: each test mostly waits for child processes to start, which takes seconds on a busy machine.
+describe.concurrent('subtask-progress CLI as a child process', { timeout: 120_000 }, () => {
   it('initializes a task, sends its statuses, and prints the API body with status --json', async ({
     expect,
   }) => {
@@ -88,7 +101,7 @@ describe.concurrent('subtask-progress CLI', () => {
     expect(JSON.parse(status.stdout)).toEqual(finished.json);
     expect(JSON.parse(status.stdout)).toMatchObject({
       task_state: 'SUCCESS',
-      message: 'Message emailed for 7 of 10 recipients (skipping 1) (out of 12)',
+      message: 'Message emailed for 7 of 10 recipients (skipping 1) (out of 12) (1 of 2 subtasks failed)',
       subtasks: { total: 2, succeeded: 1, failed: 1, remaining: 0 },
     });
   });
@@ -114,5 +127,113 @@ describe.concurrent('subtask-progress CLI', () => {
       'subtask-progress: <task_id> is required',
       'subtask-progress: --total must be a whole number',
     ]);
+  });
+});
+
+interface Captured {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs one command line in this process, with the environment `npm start` prints, and what it printed. */
+async function run(args: readonly string[]): Promise<Captured> {
+  vi.stubEnv('SUBTASK_PROGRESS_API_URL', stack.httpUrl);
+  vi.stubEnv('SUBTASK_PROGRESS_QUEUE_URL', stack.queueUrl);
+  vi.stubEnv('SUBTASK_PROGRESS_TABLE', stack.tableName);
+  const out: string[] = [];
+  const err: string[] = [];
+  const log = vi
+    .spyOn(console, 'log')
+    .mockImplementation((...parts: unknown[]) => void out.push(parts.join(' ')));
+  const error = vi
+    .spyOn(console, 'error')
+    .mockImplementation((...parts: unknown[]) => void err.push(parts.join(' ')));
+  try {
+    const code = await runCli(args);
+    return { code, stdout: `${out.join('\n')}\n`, stderr: `${err.join('\n')}\n` };
+  } finally {
+    log.mockRestore();
+    error.mockRestore();
+  }
+}
+
+// One after the other: each command's output is captured from the one console.
+describe('subtask-progress CLI commands', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('initializes over HTTP once, says so when run again, and exits 1 naming the fields of a conflict', async () => {
+    const taskId = uniqueName('task');
+    const args = [
+      'init',
+      taskId,
+      '--action',
+      'emailed',
+      '--total',
+      '50',
+      '--subtask-count',
+      '5',
+      '--prefix',
+      'p',
+    ];
+
+    const first = await run(args);
+    const again = await run(args);
+    const conflict = await run([...args.slice(0, 4), '--total', '60', ...args.slice(6)]);
+
+    expect(first).toMatchObject({ code: 0, stdout: expect.stringContaining('5 subtasks (p-0 … p-4)') });
+    expect(again).toMatchObject({ code: 0, stdout: expect.stringContaining('already initialized') });
+    expect(conflict.code).toBe(1);
+    expect(conflict.stderr).toContain(`Task '${taskId}' is already initialized with a different total`);
+  });
+
+  it('cancels a task, lists its subtasks with why they ended, and watch ends on CANCELED', async () => {
+    const taskId = uniqueName('task');
+    await initialize(stack, taskId, ['a', 'b', 'c'], { total: 30 });
+    await sendBodies(stack.queueUrl, [
+      wireMessage(taskId, 'a', { succeeded: 10, failed: 0, state: 'SUCCESS' }),
+    ]);
+    await settled(stack);
+
+    const cancel = await run(['cancel', taskId]);
+    await stack.sweepNow();
+    await stack.caughtUp();
+    const listing = await run(['subtasks', taskId, '--all']);
+    const watch = await run(['watch', taskId]);
+    const again = await run(['cancel', taskId]);
+
+    expect(cancel).toMatchObject({ code: 0, stdout: expect.stringContaining('Cancel requested') });
+    expect(listing.code).toBe(0);
+    expect(listing.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^a {2}SUCCESS {2}10 attempted/),
+      expect.stringMatching(/^b {2}REVOKED \(CANCELED\) {2}0 attempted/),
+      expect.stringMatching(/^c {2}REVOKED \(CANCELED\) {2}0 attempted/),
+    ]);
+    expect(watch).toMatchObject({
+      code: 0,
+      stdout: expect.stringContaining(`Task ${taskId} ended CANCELED`),
+    });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain('already ended CANCELED');
+  });
+
+  it('reconciles a task from its subtask items, straight on the table', async () => {
+    const taskId = uniqueName('task');
+    await initialize(stack, taskId, ['a', 'b'], { total: 20 });
+    await sendBodies(stack.queueUrl, [
+      wireMessage(taskId, 'a', { succeeded: 9, failed: 1, state: 'SUCCESS' }),
+    ]);
+    await settled(stack);
+
+    const reconciled = await run(['reconcile', taskId]);
+    const unknown = await run(['reconcile', 'never-created']);
+
+    expect(reconciled.code).toBe(0);
+    expect(reconciled.stdout).toContain(`Recounted 1 write shard of task ${taskId}; its totals were right.`);
+    expect(reconciled.stdout).toContain('items     10 attempted: 9 succeeded, 1 failed');
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("Task 'never-created' does not exist");
   });
 });

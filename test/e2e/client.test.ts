@@ -2,9 +2,13 @@ import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
+  CancelConflictError,
   ClientConfigurationError,
+  cancelTask,
   createSubtaskStatus,
   getProgress,
+  InitializeConflictError,
+  InvalidInitializeRequestError,
   incrementSubtaskStatus,
   initializeTask,
   listSubtasks,
@@ -51,14 +55,14 @@ function histories(subtaskIds: readonly string[]): SubtaskStatus[][] {
 }
 
 describe('producer client', () => {
-  it('initializes a task and queues statuses that the service applies exactly', async () => {
+  it('initializes a task over HTTP and queues statuses that the service applies exactly', async () => {
     const taskId = uniqueName('task');
     const subtaskIds = numberedSubtaskIds(8);
     const statuses = histories(subtaskIds).flat();
 
     const task = await initializeTask(
       { taskId, actionName: 'emailed', total: 100, subtaskIds },
-      { tableName: stack.tableName },
+      { apiUrl: stack.httpUrl },
     );
     const result = await sendSubtaskStatuses(taskId, statuses, { queueUrl: stack.queueUrl });
     const progress = await eventually(
@@ -66,27 +70,119 @@ describe('producer client', () => {
       (answer) => answer.status === 200 && !answer.progress.in_progress,
     );
 
-    expect(task).toMatchObject({ task_id: taskId, version: 1, subtasks: { total: 8 } });
+    expect(task).toMatchObject({
+      created: true,
+      requests: 1,
+      progress: { task_id: taskId, subtasks: { total: 8 } },
+    });
     expect(result).toEqual({ sent: 24, failed: [] });
     expect(progress).toMatchObject({
       status: 200,
       etag: expect.any(String),
       progress: {
         task_state: 'SUCCESS',
-        message: 'Message emailed for 80 of 88 recipients (skipping 8) (out of 100)',
+        message: 'Message emailed for 80 of 88 recipients (skipping 8) (out of 100) (1 of 8 subtasks failed)',
         task_progress: { attempted: 88, succeeded: 80, failed: 8, skipped: 8 },
         subtasks: { total: 8, succeeded: 7, failed: 1, remaining: 0 },
       },
     });
   });
 
-  it('returns the existing task when the same initialization runs again', async () => {
+  it('returns the existing task, not created, when the same initialization runs again', async () => {
     const request = { taskId: uniqueName('task'), actionName: 'emailed', total: 3, subtaskIds: ['a', 'b'] };
 
-    const first = await initializeTask(request, { tableName: stack.tableName });
-    const again = await initializeTask(request, { tableName: stack.tableName });
+    const first = await initializeTask(request, { apiUrl: stack.httpUrl });
+    const again = await initializeTask(request, { apiUrl: stack.httpUrl });
 
-    expect(again).toEqual(first);
+    expect(first.created).toBe(true);
+    expect(again).toEqual({ ...first, created: false });
+  });
+
+  it('initializes numbered subtasks from a count and a prefix', async () => {
+    const taskId = uniqueName('task');
+
+    const task = await initializeTask(
+      { taskId, actionName: 'printed', total: 30, subtaskCount: 12, prefix: 'page' },
+      { apiUrl: stack.httpUrl },
+    );
+    const page = await listSubtasks(taskId, { apiUrl: stack.httpUrl, limit: 100 });
+
+    expect(task.progress.subtasks.total).toBe(12);
+    expect(page.subtasks.map((subtask) => subtask.subtask_id).sort()).toEqual(numberedSubtaskIds(12, 'page'));
+  });
+
+  it('throws InitializeConflictError naming the fields, and InvalidInitializeRequestError, with the API message', async () => {
+    const taskId = uniqueName('task');
+    await initializeTask(
+      { taskId, actionName: 'emailed', total: 3, subtaskIds: ['a'] },
+      { apiUrl: stack.httpUrl },
+    );
+
+    const [conflict, invalid] = await Promise.allSettled([
+      initializeTask(
+        { taskId, actionName: 'emailed', total: 4, subtaskIds: ['a'], subtaskTimeoutSeconds: 60 },
+        { apiUrl: stack.httpUrl },
+      ),
+      initializeTask(
+        { taskId: uniqueName('task'), actionName: 'emailed', total: 3, subtaskIds: ['a', 'a'] },
+        { apiUrl: stack.httpUrl },
+      ),
+    ]);
+
+    expect(conflict.status === 'rejected' && conflict.reason).toBeInstanceOf(InitializeConflictError);
+    expect(conflict.status === 'rejected' && conflict.reason).toMatchObject({
+      fields: ['total', 'options'],
+      message: `Task '${taskId}' is already initialized with a different total, options`,
+    });
+    expect(invalid.status === 'rejected' && invalid.reason).toBeInstanceOf(InvalidInitializeRequestError);
+    expect(invalid.status === 'rejected' && invalid.reason).toMatchObject({
+      message: 'Subtask ids must be unique',
+    });
+  });
+
+  it('repeats the same PUT while the API answers 202, waiting as Retry-After says', async () => {
+    const bodies: string[] = [];
+    const waits: number[] = [];
+    const answers = [202, 202, 200];
+    const fetchImpl: typeof fetch = async (_input, init) => {
+      bodies.push(String(init?.body));
+      const status = answers.shift() ?? 500;
+      return new Response(progressBody('big'), { status, headers: { 'retry-after': '1' } });
+    };
+
+    const task = await initializeTask(
+      { taskId: 'big', actionName: 'emailed', total: 1, subtaskCount: 200_000 },
+      { apiUrl: 'http://127.0.0.1:1', fetch: fetchImpl, sleep: async (ms) => void waits.push(ms) },
+    );
+
+    expect(task).toMatchObject({ created: true, requests: 3, progress: { task_id: 'big' } });
+    expect(new Set(bodies)).toEqual(new Set(['{"action_name":"emailed","total":1,"subtask_count":200000}']));
+    expect(waits).toEqual([1_000, 1_000]);
+  });
+
+  it('cancels a task: cancel_requested at once, CANCELED once swept, CancelConflictError after', async () => {
+    const taskId = uniqueName('task');
+    await initializeTask(
+      { taskId, actionName: 'emailed', total: 3, subtaskIds: ['a', 'b'] },
+      { apiUrl: stack.httpUrl },
+    );
+
+    const requested = await cancelTask(taskId, { apiUrl: stack.httpUrl });
+    await stack.sweepNow();
+    await stack.caughtUp();
+    const ended = await getProgress(taskId, { apiUrl: stack.httpUrl });
+    const [again, unknown] = await Promise.allSettled([
+      cancelTask(taskId, { apiUrl: stack.httpUrl }),
+      cancelTask('never-created', { apiUrl: stack.httpUrl }),
+    ]);
+
+    expect(requested).toMatchObject({ task_state: 'PROGRESS', cancel_requested: true });
+    expect(ended).toMatchObject({ progress: { task_state: 'CANCELED', subtasks: { failed: 2 } } });
+    expect(again.status === 'rejected' && again.reason).toBeInstanceOf(CancelConflictError);
+    expect(again.status === 'rejected' && again.reason).toMatchObject({
+      message: expect.stringContaining('already ended CANCELED'),
+    });
+    expect(unknown.status === 'rejected' && unknown.reason).toMatchObject({ status: 404, error: 'NotFound' });
   });
 
   it('reports a status that breaks the message rules as failed, without sending it', async () => {
@@ -164,7 +260,7 @@ describe('progress API client', () => {
     taskId = uniqueName('task');
     await initializeTask(
       { taskId, actionName: 'emailed', total: 30, subtaskIds: ['s-1', 's-2', 's-3'] },
-      { tableName: stack.tableName },
+      { apiUrl: stack.httpUrl },
     );
   });
 
@@ -174,7 +270,7 @@ describe('progress API client', () => {
 
     const second = await getProgress(taskId, { apiUrl: stack.httpUrl, ...(etag ? { etag } : {}) });
 
-    expect(first).toMatchObject({ status: 200, etag: '"v1"', progress: { task_id: taskId, version: 1 } });
+    expect(first).toMatchObject({ status: 200, etag: expect.stringMatching(/^"[^".]+\.\d+"$/) });
     expect(second).toEqual({ status: 304 });
   });
 
@@ -211,34 +307,48 @@ describe('progress API client', () => {
   });
 });
 
+/** A progress answer as the API gives it, for fetches that stand in for the API. */
+function progressBody(taskId: string): string {
+  return JSON.stringify({
+    task_id: taskId,
+    task_state: 'PROGRESS',
+    in_progress: true,
+    task_progress: {
+      action_name: 'emailed',
+      attempted: 0,
+      succeeded: 0,
+      failed: 0,
+      skipped: 0,
+      total: 1,
+      duration_ms: 0,
+      start_time: 1,
+    },
+    in_flight: { attempted: 0, succeeded: 0, failed: 0, skipped: 0 },
+    message: 'Progress: emailed 0 of 0 so far (out of 1)',
+    succeeded: false,
+    subtasks: { total: 1, succeeded: 0, failed: 0, remaining: 1 },
+    cancel_requested: false,
+    generation: 'g-1',
+    version: 2,
+    updated_at: '2026-01-01T00:00:00.000Z',
+  });
+}
+
 describe('request signing', () => {
-  const body = (taskId: string) =>
-    JSON.stringify({
-      task_id: taskId,
-      task_state: 'PROGRESS',
-      in_progress: true,
-      task_progress: {
-        action_name: 'emailed',
-        attempted: 0,
-        succeeded: 0,
-        failed: 0,
-        skipped: 0,
-        total: 1,
-        duration_ms: 0,
-        start_time: 1,
-      },
-      message: 'Progress: emailed 0 of 0 so far (out of 1)',
-      succeeded: false,
-      subtasks: { total: 1, succeeded: 0, failed: 0, remaining: 1 },
-      version: 1,
-    });
+  const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', sessionToken: 'token' };
+  const apiUrl = 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod';
 
   /** A fetch that records what it was asked and answers like the API would. */
-  function recordingFetch() {
-    const requests: { url: string; headers: Headers }[] = [];
+  function recordingFetch(status = 200) {
+    const requests: { url: string; method: string; headers: Headers; body: string | undefined }[] = [];
     const fetchImpl: typeof fetch = async (input, init) => {
-      requests.push({ url: String(input), headers: new Headers(init?.headers) });
-      return new Response(body('t:1'), { status: 200, headers: { etag: '"v1"' } });
+      requests.push({
+        url: String(input),
+        method: init?.method ?? 'GET',
+        headers: new Headers(init?.headers),
+        body: init?.body === undefined ? undefined : String(init.body),
+      });
+      return new Response(progressBody('t:1'), { status, headers: { etag: '"g-1.2"' } });
     };
     return { requests, fetchImpl };
   }
@@ -246,12 +356,7 @@ describe('request signing', () => {
   it('signs requests to API Gateway with SigV4 for execute-api in the configured region', async () => {
     const { requests, fetchImpl } = recordingFetch();
 
-    await getProgress('t:1', {
-      apiUrl: 'https://abc123.execute-api.eu-west-1.amazonaws.com/prod',
-      region: 'eu-west-1',
-      credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret', sessionToken: 'token' },
-      fetch: fetchImpl,
-    });
+    await getProgress('t:1', { apiUrl, region: 'eu-west-1', credentials, fetch: fetchImpl });
 
     const [sent] = requests;
     expect(sent?.url).toBe('https://abc123.execute-api.eu-west-1.amazonaws.com/prod/tasks/t%3A1');
@@ -262,11 +367,58 @@ describe('request signing', () => {
     expect(sent?.headers.get('x-amz-date')).toMatch(/^\d{8}T\d{6}Z$/);
   });
 
+  it('signs the body and content type of a PUT, so a changed body no longer matches the signature', async () => {
+    const { requests, fetchImpl } = recordingFetch(201);
+    vi.useFakeTimers({ toFake: ['Date'] });
+    vi.setSystemTime(new Date('2026-06-01T12:00:00Z'));
+    try {
+      const options = { apiUrl, region: 'eu-west-1', credentials, fetch: fetchImpl };
+      await initializeTask({ taskId: 't:1', actionName: 'emailed', total: 1, subtaskIds: ['a'] }, options);
+      await initializeTask({ taskId: 't:1', actionName: 'emailed', total: 2, subtaskIds: ['a'] }, options);
+    } finally {
+      vi.useRealTimers();
+    }
+
+    const [first, second] = requests;
+    expect(first).toMatchObject({
+      method: 'PUT',
+      body: '{"action_name":"emailed","total":1,"subtask_ids":["a"]}',
+    });
+    expect(first?.headers.get('content-type')).toBe('application/json');
+    expect(first?.headers.get('authorization')).toMatch(/SignedHeaders=content-type;host;/);
+    expect(first?.headers.get('x-amz-date')).toBe(second?.headers.get('x-amz-date'));
+    expect(first?.headers.get('authorization')).not.toBe(second?.headers.get('authorization'));
+  });
+
   it('leaves requests to the local stack on loopback unsigned', async () => {
     const { requests, fetchImpl } = recordingFetch();
 
     await getProgress('t:1', { apiUrl: 'http://127.0.0.1:3000', fetch: fetchImpl });
 
     expect(requests[0]?.headers.get('authorization')).toBeNull();
+  });
+
+  it('refuses to sign a request over plain http to a host that is not loopback, and sends nothing', async () => {
+    const { requests, fetchImpl } = recordingFetch();
+    const options = {
+      apiUrl: 'http://progress.example.com',
+      region: 'eu-west-1',
+      credentials,
+      fetch: fetchImpl,
+    };
+
+    const calls = await Promise.allSettled([
+      getProgress('t:1', options),
+      initializeTask({ taskId: 't:1', actionName: 'emailed', total: 1, subtaskIds: ['a'] }, options),
+      cancelTask('t:1', options),
+    ]);
+
+    for (const call of calls) {
+      expect(call.status === 'rejected' && call.reason).toBeInstanceOf(ClientConfigurationError);
+      expect(call.status === 'rejected' && String(call.reason)).toMatch(
+        /Refusing to send a signed request over plain http to progress\.example\.com/,
+      );
+    }
+    expect(requests).toEqual([]);
   });
 });

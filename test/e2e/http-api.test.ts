@@ -1,13 +1,10 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { documentClient } from '../../lambdas/aws-clients';
-import { TaskStore } from '../../lambdas/store/task-store';
-import { type RunningHttpGateway, startHttpGateway } from '../../local/http-gateway';
-import { dynamoClient, uniqueName } from '../support/aws';
-import { initializeRequest } from '../support/factories';
-import { type HttpAnswer, http, isRecord, startTestStack, type TestStack } from './stack';
+import { MAX_BODY_BYTES, type RunningHttpGateway, startHttpGateway } from '../../local/http-gateway';
+import { uniqueName } from '../support/aws';
+import { type HttpAnswer, http, initialize, isRecord, startTestStack, type TestStack } from './stack';
 
-/** The progress API over real HTTP: its error answers, its listing, and the local gateway's own behaviour. */
+/** The API over real HTTP: its error answers, its listing, and the local gateway's own behaviour. */
 
 let stack: TestStack;
 let taskId: string;
@@ -15,8 +12,7 @@ let taskId: string;
 beforeAll(async () => {
   stack = await startTestStack();
   taskId = uniqueName('task');
-  const store = new TaskStore(documentClient(dynamoClient()), stack.tableName);
-  await store.initialize(initializeRequest(taskId, ['s-1', 's-2', 's-3', 's-4', 's-5']), Date.now());
+  await initialize(stack, taskId, ['s-1', 's-2', 's-3', 's-4', 's-5']);
 });
 
 afterAll(async () => {
@@ -41,9 +37,8 @@ describe('progress API errors over HTTP', () => {
     expect(answer.json).toMatchObject({ message: expect.stringContaining('task_id') });
   });
 
-  it('answers 400 BadRequest to query parameters the route does not take or cannot parse', async () => {
+  it('answers 400 BadRequest to query parameters it cannot parse', async () => {
     const answers = await Promise.all([
-      get(`/tasks/${taskId}?verbose=1`),
       get(`/tasks/${taskId}/subtasks?limit=0`),
       get(`/tasks/${taskId}/subtasks?state=DONE`),
       get(`/tasks/${taskId}/subtasks?cursor=forged`),
@@ -67,22 +62,27 @@ describe('progress API errors over HTTP', () => {
     for (const answer of answers) expectJsonError(answer, 404, 'NotFound');
   });
 
-  it('answers 405 with `allow: GET` to another method on a route path', async () => {
+  it('answers 405 naming the allowed methods to another method on a route path', async () => {
     const answers = await Promise.all([
       get(`/tasks/${taskId}`, { method: 'POST', body: '{"task_state":"SUCCESS"}' }),
       get(`/tasks/${taskId}/subtasks`, { method: 'DELETE' }),
+      get(`/tasks/${taskId}/cancel`, { method: 'GET' }),
     ]);
 
-    for (const answer of answers) {
-      expectJsonError(answer, 405, 'MethodNotAllowed');
-      expect(answer.headers.get('allow')).toBe('GET');
-    }
+    for (const answer of answers) expectJsonError(answer, 405, 'MethodNotAllowed');
+    expect(answers.map((answer) => answer.headers.get('allow'))).toEqual(['GET, PUT', 'GET', 'POST']);
   });
 
   it('never shows internals in an error body', async () => {
     const answer = await get('/tasks/not%20an%20id');
 
     expect(answer.text).not.toMatch(/at .+\.ts:\d+|Exception|stack/i);
+  });
+
+  it('marks every answer nosniff', async () => {
+    const answers = await Promise.all([get(`/tasks/${taskId}`), get('/tasks/never-created')]);
+
+    for (const answer of answers) expect(answer.headers.get('x-content-type-options')).toBe('nosniff');
   });
 });
 
@@ -112,12 +112,19 @@ describe('the local HTTP gateway', () => {
   beforeAll(async () => {
     gateway = await startHttpGateway({
       port: 0,
-      handler: async (event) => {
-        if (event.pathParameters?.task_id === 'explode')
-          throw new Error('secret table name in a stack trace');
+      timeoutMs: 2_000,
+      handler: async (event, context) => {
+        const taskId = event.pathParameters?.task_id;
+        if (taskId === 'explode') throw new Error('secret table name in a stack trace');
         // What a JavaScript function could return, though the type says it cannot.
-        if (event.pathParameters?.task_id === 'malformed') return { statusCode: 'two hundred' } as never;
-        return { statusCode: 200, headers: { 'x-echo': 'yes' }, body: JSON.stringify(event) };
+        if (taskId === 'malformed') return { statusCode: 'two hundred' } as never;
+        if (taskId === 'slow') await new Promise((resolve) => setTimeout(resolve, 3_000));
+        const remainingMs = context.getRemainingTimeInMillis();
+        return {
+          statusCode: 200,
+          headers: { 'x-echo': 'yes' },
+          body: JSON.stringify({ event, remainingMs, functionName: context.functionName }),
+        };
       },
       onError: (error) => reported.push(error),
     });
@@ -135,27 +142,70 @@ describe('the local HTTP gateway', () => {
     expect(answer.status).toBe(200);
     expect(answer.headers.get('x-echo')).toBe('yes');
     expect(answer.json).toMatchObject({
-      version: '2.0',
-      routeKey: 'GET /tasks/{task_id}/subtasks',
-      rawPath: '/tasks/a%3Ab/subtasks',
-      rawQueryString: 'state=RETRY&x=1&x=2',
-      queryStringParameters: { state: 'RETRY', x: '1,2' },
-      pathParameters: { task_id: 'a:b' },
-      cookies: ['a=1', 'b=2'],
-      headers: { 'x-custom': 'Value' },
-      isBase64Encoded: false,
-      requestContext: {
-        http: { method: 'GET', path: '/tasks/a%3Ab/subtasks', sourceIp: '127.0.0.1' },
+      event: {
+        version: '2.0',
         routeKey: 'GET /tasks/{task_id}/subtasks',
-        stage: '$default',
-        requestId: expect.stringMatching(/^[A-Za-z0-9+/]{15}=$/),
-        time: expect.stringMatching(/^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/),
-        timeEpoch: expect.any(Number),
+        rawPath: '/tasks/a%3Ab/subtasks',
+        rawQueryString: 'state=RETRY&x=1&x=2',
+        queryStringParameters: { state: 'RETRY', x: '1,2' },
+        pathParameters: { task_id: 'a:b' },
+        cookies: ['a=1', 'b=2'],
+        headers: { 'x-custom': 'Value' },
+        isBase64Encoded: false,
+        requestContext: {
+          http: { method: 'GET', path: '/tasks/a%3Ab/subtasks', sourceIp: '127.0.0.1' },
+          routeKey: 'GET /tasks/{task_id}/subtasks',
+          stage: '$default',
+          requestId: expect.stringMatching(/^[A-Za-z0-9+/]{15}=$/),
+          time: expect.stringMatching(/^\d{2}\/[A-Z][a-z]{2}\/\d{4}:\d{2}:\d{2}:\d{2} \+0000$/),
+          timeEpoch: expect.any(Number),
+        },
       },
+      functionName: 'subtask-progress-api',
     });
+    expect(isRecord(answer.json) && isRecord(answer.json.event) && 'body' in answer.json.event).toBe(false);
+  });
+
+  it('hands over a text body as it came, and any other body base64-encoded', async () => {
+    const json = '{"action_name":"emailed","note":"déjà vu"}';
+    const bytes = Buffer.from([0, 159, 146, 150, 255]);
+
+    const [text, binary] = await Promise.all([
+      http(`${gateway.url}/tasks/t-1`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        body: json,
+      }),
+      http(`${gateway.url}/tasks/t-1`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: bytes,
+      }),
+    ]);
+
+    expect(text.json).toMatchObject({
+      event: { routeKey: 'PUT /tasks/{task_id}', body: json, isBase64Encoded: false },
+    });
+    expect(binary.json).toMatchObject({ event: { body: bytes.toString('base64'), isBase64Encoded: true } });
+  });
+
+  it("gives the function a context whose remaining time counts down from the gateway's timeout", async () => {
+    const answer = await http(`${gateway.url}/tasks/t-1`);
+
+    const remainingMs = isRecord(answer.json) ? Number(answer.json.remainingMs) : Number.NaN;
+    expect(remainingMs).toBeGreaterThan(0);
+    expect(remainingMs).toBeLessThanOrEqual(2_000);
+  });
+
+  it('answers 503 when the function outlives the timeout, and stop() waits for it', async () => {
+    const answer = await http(`${gateway.url}/tasks/slow`);
+
+    expectJsonError(answer, 503, 'ServiceUnavailable');
+    expect(reported.at(-1)).toMatchObject({ name: 'IntegrationTimeoutError' });
   });
 
   it('answers a plain 500 when the function throws or returns something malformed', async () => {
+    const before = reported.length;
     const answers = await Promise.all([
       http(`${gateway.url}/tasks/explode`),
       http(`${gateway.url}/tasks/malformed`),
@@ -165,20 +215,28 @@ describe('the local HTTP gateway', () => {
       expectJsonError(answer, 500, 'InternalError');
       expect(answer.text).not.toContain('secret');
     }
-    expect(reported).toHaveLength(2);
+    expect(reported.length - before).toBe(2);
   });
 
-  it('refuses a request body over 1 MiB without buffering it', async () => {
-    const status = await new Promise<number | undefined>((resolve, reject) => {
-      const outgoing = request(`${gateway.url}/tasks/anything`, { method: 'PUT' }, (response) => {
-        response.resume();
-        resolve(response.statusCode);
+  it("refuses a request body over API Gateway's 10 MB without buffering it, and an event over Lambda's 6 MB", async () => {
+    const sent = (size: number) =>
+      new Promise<number | undefined>((resolve, reject) => {
+        const outgoing = request(
+          `${gateway.url}/tasks/anything`,
+          { method: 'PUT', headers: { 'content-type': 'application/json' } },
+          (response) => {
+            response.resume();
+            resolve(response.statusCode);
+          },
+        );
+        // The server may close the connection while we are still writing; only its answer matters.
+        outgoing.on('error', (error) => (outgoing.writableEnded ? resolve(undefined) : reject(error)));
+        outgoing.end(Buffer.alloc(size, 'x'));
       });
-      // The server may close the connection while we are still writing; only its answer matters.
-      outgoing.on('error', (error) => (outgoing.writableEnded ? resolve(undefined) : reject(error)));
-      outgoing.end(Buffer.alloc(2 * 1024 * 1024, 'x'));
-    });
 
-    expect(status).toBe(413);
+    const [overGateway, overLambda] = await Promise.all([sent(MAX_BODY_BYTES + 1), sent(7 * 1024 * 1024)]);
+
+    expect(overGateway).toBe(413);
+    expect(overLambda).toBe(413);
   });
 });

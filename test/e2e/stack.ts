@@ -1,29 +1,53 @@
+import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
-import { type LocalStack, startLocalStack } from '../../local/local-stack';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
+import type { LocalEvent } from '../../local/event-file';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
 import { sqsClient, uniqueName } from '../support/aws';
 
 /**
  * The local stack on the run's shared emulators, with table and queues of its own, and what end-to-end tests do
- * with it: plain HTTP, raw SQS sends, and waiting for a condition with a deadline instead of sleeping.
+ * with it: plain HTTP, raw SQS sends, and waiting for a condition with a deadline instead of sleeping. The sweeper
+ * runs only when a test asks (`sweepNow`), at the time the test says.
  */
 
 export interface TestStack extends LocalStack {
   /** Errors the stack reported (a function that threw, a failed queue call); a passing run has none. */
   readonly errors: unknown[];
+  /** Every event the aggregator published, repeats included, in order. */
+  readonly deliveries: { readonly event: LocalEvent; readonly repeat: boolean }[];
 }
 
-export async function startTestStack(): Promise<TestStack> {
+export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock'>;
+
+export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const errors: unknown[] = [];
+  const deliveries: TestStack['deliveries'] = [];
   const stack = await startLocalStack({
     dynamoEndpoint: inject('dynamoEndpoint'),
     sqsEndpoint: inject('sqsEndpoint'),
     httpPort: 0,
     tableName: uniqueName('e2e-tasks'),
     queueName: uniqueName('e2e-statuses'),
+    sweepIntervalMs: 0,
+    // Statuses are applied and folded within a few hundred milliseconds, so waits in tests stay short.
+    queueBatchingWindowMs: 200,
+    streamBatchingWindowMs: 200,
+    onEvent: (event, repeat) => deliveries.push({ event, repeat }),
     onError: (_source, error) => errors.push(error),
+    ...options,
   });
-  return Object.assign(stack, { errors });
+  return Object.assign(stack, { errors, deliveries });
+}
+
+/** A DynamoDB Streams client on the shared DynamoDB Local, as the stack's own poller reads the stream. */
+export function streamsClient() {
+  return new DynamoDBStreamsClient({
+    endpoint: inject('dynamoEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+  });
 }
 
 export interface HttpAnswer {
@@ -44,6 +68,43 @@ export async function http(url: string, init: RequestInit = {}): Promise<HttpAns
     json = undefined;
   }
   return { status: response.status, headers: response.headers, text, json };
+}
+
+/** `PUT /tasks/{task_id}` with `body` as JSON (or as it is, when a string). */
+export function put(stack: LocalStack, taskId: string, body: unknown): Promise<HttpAnswer> {
+  return http(`${stack.httpUrl}/tasks/${encodeURIComponent(taskId)}`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+}
+
+/** Initializes a task over HTTP with `subtask_ids` (100 items each unless `extra` says otherwise); expects 201. */
+export async function initialize(
+  stack: LocalStack,
+  taskId: string,
+  subtaskIds: readonly string[],
+  extra: Record<string, unknown> = {},
+): Promise<Record<string, unknown>> {
+  const answer = await put(stack, taskId, {
+    action_name: 'emailed',
+    total: subtaskIds.length * 100,
+    subtask_ids: subtaskIds,
+    ...extra,
+  });
+  if (answer.status !== 201 || !isRecord(answer.json)) {
+    throw new Error(`PUT /tasks/${taskId} answered ${answer.status}: ${answer.text}`);
+  }
+  return answer.json;
+}
+
+/** The task's progress over HTTP; throws unless it answers 200. */
+export async function progressOf(stack: LocalStack, taskId: string): Promise<Record<string, unknown>> {
+  const answer = await http(`${stack.httpUrl}/tasks/${encodeURIComponent(taskId)}`);
+  if (answer.status !== 200 || !isRecord(answer.json)) {
+    throw new Error(`GET /tasks/${taskId} answered ${answer.status}: ${answer.text}`);
+  }
+  return answer.json;
 }
 
 /** Calls `probe` until `done` accepts its value; fails with the last value once `timeoutMs` has passed. */
@@ -118,6 +179,12 @@ export async function queueDrained(queueUrl: string): Promise<void> {
   } finally {
     client.destroy();
   }
+}
+
+/** Every status sent so far applied, and every change folded into its task's totals. */
+export async function settled(stack: LocalStack): Promise<void> {
+  await queueDrained(stack.queueUrl);
+  await stack.caughtUp();
 }
 
 export interface WireCounts {

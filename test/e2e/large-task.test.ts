@@ -1,0 +1,122 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { uniqueName } from '../support/aws';
+import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } from './stack';
+
+/**
+ * A task of 20,000 subtasks over HTTP: initialized over several requests (202, then the same PUT again), and
+ * listed with a filter that matches nothing, which each request answers after a bounded read.
+ *
+ * The gateway gives each request 14 s here instead of API Gateway's 30, so that an initialization stops writing
+ * (8 s before its end) after about 6 s rather than 22, and answers 202 on any machine. On a machine busy enough
+ * that a page of 1,000 subtask items takes longer than the 8 s left, the gateway answers 503 while the function
+ * finishes the page, as API Gateway would; the producer's next PUT carries on all the same.
+ */
+
+const REQUEST_TIMEOUT_MS = 14_000;
+const LARGE_FAN_OUT = 20_000;
+/** Items one listing request may read (`LISTING_READ_BUDGET`). */
+const READ_BUDGET = 1_000;
+const MAX_REQUESTS = 100;
+
+let stack: TestStack;
+/** Every answer to the initialization's PUTs, in order. */
+const answers: HttpAnswer[] = [];
+
+beforeAll(async () => {
+  stack = await startTestStack({ httpTimeoutMs: REQUEST_TIMEOUT_MS });
+});
+
+afterAll(async () => {
+  await stack?.stop();
+});
+
+function get(path: string): Promise<HttpAnswer> {
+  return http(`${stack.httpUrl}${path}`);
+}
+
+function nextCursor(page: HttpAnswer | undefined): string | null {
+  return isRecord(page?.json) && typeof page.json.next_cursor === 'string' ? page.json.next_cursor : null;
+}
+
+describe(`a fan-out of ${LARGE_FAN_OUT.toLocaleString('en')} subtasks`, () => {
+  const taskId = uniqueName('large');
+  const request = { action_name: 'emailed', total: LARGE_FAN_OUT * 10, subtask_count: LARGE_FAN_OUT };
+  let cancelWhileWriting: HttpAnswer | undefined;
+
+  beforeAll(async () => {
+    // What a producer does: the same PUT again while the API answers 202 (or, overloaded, 503).
+    for (let answer = await put(stack, taskId, request); ; answer = await put(stack, taskId, request)) {
+      answers.push(answer);
+      if (answer.status !== 202 && answer.status !== 503) break;
+      if (answer.status === 202) {
+        cancelWhileWriting ??= await http(`${stack.httpUrl}/tasks/${taskId}/cancel`, { method: 'POST' });
+      }
+      if (answers.length >= MAX_REQUESTS)
+        throw new Error(`Still not initialized after ${MAX_REQUESTS} requests`);
+    }
+  }, 600_000);
+
+  it('is written over several requests: 202 with Retry-After until the last, then 200', () => {
+    const statuses = answers.map((answer) => answer.status);
+    const accepted = answers.filter((answer) => answer.status === 202);
+
+    expect(accepted.length).toBeGreaterThanOrEqual(1);
+    expect(statuses.slice(0, -1).every((status) => status === 202 || status === 503)).toBe(true);
+    expect(statuses.at(-1)).toBe(200);
+    expect(accepted[0]?.headers.get('retry-after')).toBe('1');
+    expect(accepted[0]?.json).toMatchObject({ task_state: 'PROGRESS', subtasks: { total: LARGE_FAN_OUT } });
+    expect(answers.at(-1)?.json).toMatchObject({
+      task_state: 'PROGRESS',
+      subtasks: { total: LARGE_FAN_OUT, remaining: LARGE_FAN_OUT },
+    });
+    // One generation throughout: every request carried on the same initialization.
+    const generations = answers
+      .filter((answer) => answer.status !== 503)
+      .map((answer) => isRecord(answer.json) && answer.json.generation);
+    expect(new Set(generations).size).toBe(1);
+  });
+
+  it('cannot be canceled while it is being written', () => {
+    expect(cancelWhileWriting?.status).toBe(409);
+    expect(cancelWhileWriting?.json).toMatchObject({ message: expect.stringContaining('initialized') });
+  });
+
+  it('answers a listing filtered on a state nothing is in with bounded reads: empty pages and a cursor', async () => {
+    const path = `/tasks/${taskId}/subtasks?state=SUCCESS&limit=100`;
+    const pages: HttpAnswer[] = [await get(path)];
+    for (let cursor = nextCursor(pages[0]); cursor !== null; cursor = nextCursor(pages.at(-1))) {
+      pages.push(await get(`${path}&cursor=${encodeURIComponent(cursor)}`));
+      if (pages.length > 100) break;
+    }
+
+    expect(pages.map((page) => page.status)).toEqual(pages.map(() => 200));
+    expect(pages[0]?.json).toEqual({ task_id: taskId, subtasks: [], next_cursor: expect.any(String) });
+    expect(pages.flatMap((page) => (isRecord(page.json) ? (page.json.subtasks as unknown[]) : []))).toEqual(
+      [],
+    );
+    expect(nextCursor(pages.at(-1))).toBeNull();
+    // Each request reads at most its budget: reading every item takes about items / budget requests, not one.
+    expect(pages.length).toBeGreaterThanOrEqual(LARGE_FAN_OUT / READ_BUDGET);
+    expect(pages.length).toBeLessThanOrEqual(Math.ceil(LARGE_FAN_OUT / READ_BUDGET) + 1);
+  });
+
+  it('answers an unfiltered listing with a full page and a cursor', async () => {
+    const page = await get(`/tasks/${taskId}/subtasks?limit=100`);
+
+    expect(page.status).toBe(200);
+    expect(isRecord(page.json) && Array.isArray(page.json.subtasks) && page.json.subtasks.length).toBe(100);
+    expect(nextCursor(page)).toEqual(expect.any(String));
+  });
+});
+
+describe('the local stack', () => {
+  it('reported no errors but the gateway timing out a request that overran', () => {
+    const overran = answers.filter((answer) => answer.status === 503).length;
+    const errors = stack.errors.filter(
+      (error) => !(error instanceof Error && error.name === 'IntegrationTimeoutError'),
+    );
+
+    expect(errors).toEqual([]);
+    expect(stack.errors.length - errors.length).toBe(overran);
+  });
+});
