@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { sleep } from '../lambdas/store/backoff';
-import type { BatchOutcome } from './strategies';
+import type { BatchOutcome, MayStart } from './types';
 import type { Delivery } from './workload';
 
 /**
@@ -13,9 +13,6 @@ import type { Delivery } from './workload';
  * redeliveries included, so the table ends in a state the ground truth of exactly those deliveries describes: a
  * budgeted run is checked for exactness like a complete one, on a prefix of the same workload.
  */
-
-/** Whether a strategy may still start on a delivery; false once the budget is spent and it was never started. */
-export type MayStart = (delivery: Delivery) => boolean;
 
 export interface DriveOptions {
   readonly appliers: number;

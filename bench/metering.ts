@@ -147,3 +147,47 @@ export function singleWriteUnits(write: ItemWrite): number {
 export function transactionWriteUnits(writes: readonly ItemWrite[]): number {
   return writes.reduce((sum, write) => sum + 2 * singleWriteUnits(write), 0);
 }
+
+// --- Reads -----------------------------------------------------------------------------------------------------
+
+/**
+ * DynamoDB's KB for reads (read-write-operations.html): one read unit is one strongly consistent read of an item
+ * up to 4 KB, rounded up to the next 4 KB; an eventually consistent read costs half. DynamoDB Local reports reads
+ * by the same rules (GetItem, Query and BatchGetItem checked at the 4 KB boundaries).
+ */
+export const BYTES_PER_READ_UNIT = 4_096;
+
+/** Read units of one item of `bytes` (GetItem, or each item of a BatchGetItem): rounded up to the next 4 KB. */
+export function itemReadUnits(bytes: number, consistent = true): number {
+  const units = Math.max(1, Math.ceil(bytes / BYTES_PER_READ_UNIT));
+  return consistent ? units : units / 2;
+}
+
+/** Read units of a Query page: the sizes of all items returned are summed, then rounded up to the next 4 KB. */
+export function queryReadUnits(itemSizes: readonly number[], consistent = true): number {
+  const total = itemSizes.reduce((sum, bytes) => sum + bytes, 0);
+  return itemReadUnits(total, consistent);
+}
+
+/** Read units of a BatchGetItem: each item is read as its own GetItem, so each is rounded up to 4 KB on its own. */
+export function batchGetReadUnits(itemSizes: readonly number[], consistent = true): number {
+  return itemSizes.reduce((sum, bytes) => sum + itemReadUnits(bytes, consistent), 0);
+}
+
+// --- Global secondary index writes ------------------------------------------------------------------------------
+
+/**
+ * Write units a table write adds to a global secondary index, given the index key as the item held it before and
+ * after (undefined: the item was not in the sparse index). From the guide's "Global secondary indexes: writes"
+ * (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/GSI.html#GSI.Writes): an item entering the
+ * index is one write; "If an update to the table changes the value of an indexed key attribute (from A to B), two
+ * writes are required, one to delete the previous item from the index and another write to put the new item into
+ * the index"; an item leaving it is one write (a delete); an item in the index neither before nor after costs
+ * nothing, and neither does a write that leaves a KEYS_ONLY index entry as it was. Each index write of a KEYS_ONLY
+ * entry (the keys and index keys only, well under 1 KB) is one unit.
+ */
+export function indexWriteUnits(before: string | undefined, after: string | undefined): number {
+  if (before === after) return 0;
+  if (before === undefined || after === undefined) return 1;
+  return 2;
+}

@@ -1,9 +1,21 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { TaskRecord } from '../../lambdas/core/task';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import {
+  type ExpectedProgress,
+  seededRandom,
+  subtaskIdsFor,
+  type WorkloadShape,
+  workloadFor,
+} from '../../bench/workload';
+import { documentClient } from '../../lambdas/aws-clients';
+import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
+import { EVENTS } from '../../lambdas/service-settings';
 import { sleep } from '../../lambdas/store/backoff';
-import { runAppliers, seededRandom } from '../support/applier-harness';
+import { TaskStore } from '../../lambdas/store/task-store';
+import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
+import { type HarnessTotals, runAppliers } from '../support/applier-harness';
 import {
   newStatusQueues,
   newTaskTable,
@@ -12,127 +24,309 @@ import {
   type TestTable,
   uniqueName,
 } from '../support/aws';
-import { initializeRequest, subtaskIds, T0 } from '../support/factories';
-import { expectedProgress, workload } from '../support/histories';
+import { initializeRequest, T0 } from '../support/factories';
+import { type FoldTotals, type StreamDisorder, startFoldHarness } from '../support/fold-harness';
+import { StoreRecorder } from '../support/store-recorder';
 
 /**
- * Exactness under at-least-once delivery, on DynamoDB Local: many appliers race on one task with duplicated,
- * reordered deliveries, and the counts still equal the ground truth.
+ * Exactness under at-least-once delivery, on DynamoDB Local and its real stream: appliers race on one task with
+ * duplicated, reordered deliveries while the fold reads the stream under every disorder Lambda allows
+ * (duplicates, random batches, crashed invocations, partial batch responses, several stream shards), and once
+ * both are done the task holds exactly the ground truth.
  */
 
+const recorder = new StoreRecorder();
 let table: TestTable;
 let queues: TestQueues;
 let deadLetters: DeadLetterQueue;
+/** Reads for the watcher, kept out of the recorder. */
+let watcherStore: TaskStore;
+const figures: Record<string, number> = { runs: 0, statuses: 0, crashes: 0, resumes: 0 };
 
 beforeAll(async () => {
-  [table, queues] = await Promise.all([newTaskTable(), newStatusQueues()]);
+  // Up to 16 appliers writing 100 subtasks each at once, beside the fold: more sockets than the SDK's 50.
+  const client = new DynamoDBClient({
+    endpoint: inject('dynamoEndpoint'),
+    region: LOCAL_REGION,
+    credentials: LOCAL_CREDENTIALS,
+    requestHandler: { httpAgent: { maxSockets: 512 } },
+  });
+  [table, queues] = await Promise.all([newTaskTable(client, recorder), newStatusQueues()]);
   deadLetters = new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl);
+  watcherStore = new TaskStore(documentClient(table.client), table.tableName);
 });
 
-function expectExact(
-  task: TaskRecord | undefined,
-  truth: ReturnType<typeof expectedProgress>,
-  subtasks: number,
-) {
-  expect(task?.task_output).toMatchObject({
-    attempted: truth.attempted,
-    succeeded: truth.succeeded,
-    failed: truth.failed,
-    skipped: truth.skipped,
-  });
-  expect(task?.subtasks).toEqual({
-    total: subtasks,
-    succeeded: truth.subtasksSucceeded,
-    failed: truth.subtasksFailed,
-  });
-  expect(task?.task_state).toBe('SUCCESS');
+afterAll(() => {
+  console.info('concurrent appliers and fold:', JSON.stringify(figures));
+});
+
+/** What a poller saw of the task while statuses were applied and folded. */
+interface Watch {
+  readonly versions: number[];
+  readonly problems: string[];
 }
 
-describe('concurrent appliers', () => {
-  it('count every terminal status exactly once whatever the duplicates, order, batches and concurrency', async () => {
-    const runs = Number(process.env.PROPERTY_RUNS ?? 200);
-    await fc.assert(
-      fc.asyncProperty(
-        // Mostly small tasks, so that 200 runs fit the suite's budget, with enough large ones to need chunking.
-        fc.oneof(
-          { weight: 8, arbitrary: fc.integer({ min: 1, max: 40 }) },
-          { weight: 1, arbitrary: fc.integer({ min: 41, max: 300 }) },
-        ),
-        fc.integer({ min: 1, max: 16 }),
-        fc.integer({ min: 1, max: 100 }),
-        fc.integer(),
-        async (subtaskCount, appliers, batchSize, seed) => {
-          const random = seededRandom(seed);
-          const taskId = uniqueName('prop');
-          const ids = subtaskIds(subtaskCount);
-          await table.store.initialize(initializeRequest(taskId, ids), T0);
-          const { histories, bodies } = workload(
-            taskId,
-            ids,
-            { duplicateShare: 0.1, maxProgressSteps: 3 },
-            random,
-          );
-          const versions: number[] = [];
-          let watching = true;
-          const watcher = (async () => {
-            while (watching) {
-              const seen = await table.store.getTask(taskId);
-              if (seen !== undefined) versions.push(seen.version);
-              await sleep(5);
-            }
-          })();
-
-          const totals = await runAppliers({
-            store: table.store,
-            deadLetters,
-            bodies,
-            appliers,
-            batchSize,
-            random,
-            applyOptions: { retry: { maxAttempts: 6, baseDelayMs: 2, maxDelayMs: 50 } },
-          });
-          watching = false;
-          await watcher;
-
-          const task = await table.store.getTask(taskId);
-          expectExact(task, expectedProgress(histories), subtaskCount);
-          expect(totals.deadLettered).toBe(0);
-          expect(totals.applied + totals.duplicate + totals.stale).toBe(bodies.length);
-          expect(task?.version).toBe(1 + totals.commits);
-          expect(versions).toEqual([...versions].sort((a, b) => a - b));
-        },
-      ),
-      { numRuns: runs },
-    );
-    expect(await receiveAll(queues.client, queues.deadLetterQueueUrl, 1, 1)).toEqual([]);
-  }, 480_000);
-
-  it('apply each of 1,000 subtasks exactly once with 32 appliers racing on one task, run after run', async () => {
-    for (let run = 0; run < 3; run++) {
-      const random = seededRandom(run + 1);
-      const taskId = uniqueName('hot');
-      const ids = subtaskIds(1_000);
-      await table.store.initialize(initializeRequest(taskId, ids), T0);
-      const { histories, bodies } = workload(
-        taskId,
-        ids,
-        { duplicateShare: 0.1, maxProgressSteps: 0 },
-        random,
-      );
-
-      const totals = await runAppliers({
-        store: table.store,
-        deadLetters,
-        bodies,
-        appliers: 32,
-        batchSize: 10,
-        // Short waits keep the 32 appliers colliding: more conflicts per second, a harder test, a shorter run.
-        applyOptions: { retry: { maxAttempts: 10, baseDelayMs: 5, maxDelayMs: 100 } },
-      });
-
-      expectExact(await table.store.getTask(taskId), expectedProgress(histories), ids.length);
-      expect(totals.applied + totals.duplicate + totals.stale).toBe(bodies.length);
-      expect(totals.conflicts).toBeGreaterThan(0);
+/** Reads the task every few milliseconds until stopped, noting anything a reader must never see. */
+function watchTask(taskId: string, expected: ExpectedProgress) {
+  const watch: Watch = { versions: [], problems: [] };
+  let watching = true;
+  const done = (async () => {
+    let ended: string | undefined;
+    while (watching) {
+      const task = await watcherStore.getTask(taskId);
+      if (task !== undefined) {
+        watch.versions.push(task.version);
+        const remaining = task.subtasks.total - task.subtasks.succeeded - task.subtasks.failed;
+        if (remaining < 0) watch.problems.push(`remaining ${remaining} at version ${task.version}`);
+        // Counters only ever hold what was applied: a reader never sees a count above the ground truth.
+        if (task.task_output.attempted > expected.attempted || task.task_output.skipped > expected.skipped) {
+          watch.problems.push(`over-counted at version ${task.version}`);
+        }
+        if (ended !== undefined && task.task_state !== ended) {
+          watch.problems.push(`ended ${ended}, later ${task.task_state}`);
+        }
+        if (task.task_state !== 'PROGRESS') ended = task.task_state;
+      }
+      await sleep(20);
     }
+  })();
+  return {
+    watch,
+    stop: async () => {
+      watching = false;
+      await done;
+      return watch;
+    },
+  };
+}
+
+/** The design's ending rule without a tolerance, computed from the ground truth. */
+function expectedEnding(expected: ExpectedProgress): 'SUCCESS' | 'FAILURE' {
+  const everySubtaskFailed = expected.subtasksFailed === expected.subtasks;
+  const everyItemFailed = expected.attempted > 0 && expected.failed === expected.attempted;
+  return everySubtaskFailed || everyItemFailed ? 'FAILURE' : 'SUCCESS';
+}
+
+async function allSubtasks(task: TaskRecord): Promise<SubtaskRecord[]> {
+  const shards = await Promise.all(
+    Array.from({ length: task.write_shards }, (_, shard) => table.store.readShard(task, shard)),
+  );
+  return shards.flat().filter((subtask) => subtask.generation === task.generation);
+}
+
+interface RunOutcome {
+  readonly taskId: string;
+  readonly expected: ExpectedProgress;
+  readonly finals: ReadonlyMap<string, unknown>;
+  readonly appliers: HarnessTotals;
+  readonly fold: FoldTotals;
+  readonly watch: Watch;
+  readonly deliveries: number;
+  readonly events: readonly { readonly detail: Record<string, unknown> }[];
+}
+
+/** The audit: the task, every subtask item, every write the store made, and what the watcher saw. */
+async function expectExact(run: RunOutcome): Promise<void> {
+  const { taskId, expected } = run;
+  const task = await table.store.getTask(taskId);
+  if (task === undefined) throw new Error(`task ${taskId} vanished`);
+
+  // The task's totals and state.
+  expect(task.task_output).toMatchObject({
+    attempted: expected.attempted,
+    succeeded: expected.succeeded,
+    failed: expected.failed,
+    skipped: expected.skipped,
+  });
+  expect(task.subtasks).toEqual({
+    total: expected.subtasks,
+    succeeded: expected.subtasksSucceeded,
+    failed: expected.subtasksFailed,
+  });
+  expect(task.in_flight).toEqual({ attempted: 0, succeeded: 0, failed: 0, skipped: 0 });
+  expect(task.task_state).toBe(expectedEnding(expected));
+
+  // Every subtask holds its terminal status, at the version its applied writes took it to, one at a time.
+  const subtasks = await allSubtasks(task);
+  expect(subtasks).toHaveLength(expected.subtasks);
+  const written = recorder.subtaskVersions(taskId);
+  for (const subtask of subtasks) {
+    expect(subtask.status).toEqual(run.finals.get(subtask.subtask_id));
+    const versions = [...(written.get(subtask.subtask_id) ?? [])].sort((a, b) => a - b);
+    expect(versions).toEqual(Array.from({ length: subtask.version }, (_, index) => index + 1));
+  }
+  expect(subtasks.reduce((sum, subtask) => sum + subtask.version, 0)).toBe(run.appliers.writes);
+
+  // Every delivery was judged once; nothing was dead-lettered.
+  expect(run.appliers.deadLettered).toBe(0);
+  expect(run.appliers.applied + run.appliers.duplicate + run.appliers.stale).toBe(run.deliveries);
+  expect(run.fold.skipped).toBe(0);
+
+  // The task's version: 1 at initialize, +1 when ready, +1 for every fold write, and never seen going back.
+  expect(task.version).toBe(1 + recorder.appliedWrites('task', taskId).length);
+  expect(run.watch.problems).toEqual([]);
+  expect(run.watch.versions).toEqual([...run.watch.versions].sort((a, b) => a - b));
+
+  // The ending was announced, at least once, always as the same event.
+  const ended = run.events.filter((event) => event.detail.task_id === taskId);
+  expect(ended.length).toBeGreaterThan(0);
+  expect(new Set(ended.map((event) => event.detail.event_id)).size).toBe(1);
+  expect(ended[0]?.detail.task_state).toBe(task.task_state);
+}
+
+interface Scenario {
+  readonly subtasks: number;
+  readonly appliers: number;
+  readonly batchSize: number;
+  readonly disorder: StreamDisorder;
+  readonly seed: number;
+}
+
+/** Statuses per subtask: up to 3 progress or retry statuses before the terminal one; fewer for large tasks. */
+function shapeFor(subtasks: number): WorkloadShape {
+  return subtasks > 1_000
+    ? { duplicateShare: 0.1, minProgressSteps: 0, maxProgressSteps: 1 }
+    : { duplicateShare: 0.1, minProgressSteps: 0, maxProgressSteps: 3 };
+}
+
+/**
+ * A recount reads its whole write shard, so tiny fold batches on a large task cost minutes of recounts without
+ * adding disorder that the small tasks do not already cover: large tasks fold in batches of 200 or more.
+ */
+function disorderFor({ subtasks, disorder }: Scenario): StreamDisorder {
+  if (subtasks <= 1_000) return disorder;
+  return {
+    ...disorder,
+    maxBatchSize: Math.max(disorder.maxBatchSize, 200),
+    windowMs: Math.max(disorder.windowMs, 20),
+  };
+}
+
+async function runScenario(scenario: Scenario): Promise<RunOutcome> {
+  const random = seededRandom(scenario.seed);
+  const taskId = uniqueName('prop');
+  const ids = subtaskIdsFor(scenario.subtasks);
+  const workload = workloadFor(taskId, ids, shapeFor(scenario.subtasks), random);
+  await table.store.initialize(initializeRequest(taskId, ids), T0);
+  const fold = await startFoldHarness({
+    store: table.store,
+    streamArn: table.streamArn,
+    random,
+    disorder: disorderFor(scenario),
+  });
+  const watcher = watchTask(taskId, workload.expected);
+  try {
+    const appliers = await runAppliers({
+      store: table.store,
+      deadLetters,
+      bodies: workload.deliveries.map((delivery) => delivery.body),
+      appliers: scenario.appliers,
+      batchSize: scenario.batchSize,
+      random,
+      applyOptions: { retry: { maxAttempts: 8, baseDelayMs: 2, maxDelayMs: 50 } },
+    });
+    const folded = await fold.drain();
+    const finals = new Map(
+      [...workload.histories].map(([subtaskId, history]) => [subtaskId, history.at(-1)] as const),
+    );
+    return {
+      taskId,
+      expected: workload.expected,
+      finals,
+      appliers,
+      fold: folded,
+      watch: await watcher.stop(),
+      deliveries: workload.deliveries.length,
+      events: fold.events.of(taskId, EVENTS.taskEnded),
+    };
+  } finally {
+    await watcher.stop();
+    await fold.stop();
+  }
+}
+
+const disorder: fc.Arbitrary<StreamDisorder> = fc.record({
+  shards: fc.integer({ min: 1, max: 4 }),
+  maxBatchSize: fc.integer({ min: 1, max: 100 }),
+  duplicateShare: fc.constantFrom(0, 0.1, 0.3),
+  crashShare: fc.constantFrom(0, 0.05, 0.2),
+  throttleShare: fc.constantFrom(0, 0.02, 0.1),
+  replayShare: fc.constantFrom(0, 0.1),
+  windowMs: fc.constantFrom(0, 5, 20),
+});
+
+const scenarios: fc.Arbitrary<Scenario> = fc.record({
+  // Mostly small tasks, so that 100 runs fit the suite's budget; some of over 1,000 subtasks (2 write shards).
+  subtasks: fc.oneof(
+    { weight: 30, arbitrary: fc.integer({ min: 1, max: 20 }) },
+    { weight: 8, arbitrary: fc.integer({ min: 21, max: 120 }) },
+    { weight: 1, arbitrary: fc.integer({ min: 1_001, max: 1_050 }) },
+  ),
+  appliers: fc.integer({ min: 1, max: 16 }),
+  batchSize: fc.integer({ min: 1, max: 100 }),
+  disorder,
+  seed: fc.integer(),
+});
+
+/** Runs first whatever fast-check draws: two write shards under the harshest disorder. */
+const LARGE: Scenario = {
+  subtasks: 1_050,
+  appliers: 8,
+  batchSize: 10,
+  disorder: {
+    shards: 3,
+    maxBatchSize: 100,
+    duplicateShare: 0.3,
+    crashShare: 0.2,
+    throttleShare: 0.05,
+    replayShare: 0.1,
+    windowMs: 5,
+  },
+  seed: 7,
+};
+
+describe('concurrent appliers with the fold', () => {
+  it('end every task exact whatever the duplicates, order, batches, concurrency and stream disorder', async () => {
+    const runs = Number(process.env.PROPERTY_RUNS ?? 100);
+    await fc.assert(
+      fc.asyncProperty(scenarios, async (scenario) => {
+        recorder.clear();
+        const started = Date.now();
+        const run = await runScenario(scenario);
+        await expectExact(run);
+        const size = scenario.subtasks > 1_000 ? 'large' : scenario.subtasks > 20 ? 'medium' : 'small';
+        figures[`${size}Runs`] = (figures[`${size}Runs`] ?? 0) + 1;
+        figures[`${size}Ms`] = (figures[`${size}Ms`] ?? 0) + Date.now() - started;
+        figures.runs = (figures.runs ?? 0) + 1;
+        figures.statuses = (figures.statuses ?? 0) + run.deliveries;
+        figures.crashes = (figures.crashes ?? 0) + run.fold.crashes;
+        figures.resumes = (figures.resumes ?? 0) + run.fold.resumes;
+      }),
+      { numRuns: runs, examples: [[LARGE]] },
+    );
+    expect(figures.largeRuns).toBeGreaterThan(0);
+    expect(figures.crashes).toBeGreaterThan(0);
+    expect(figures.resumes).toBeGreaterThan(0);
+    expect(await receiveAll(queues.client, queues.deadLetterQueueUrl, 1, 1)).toEqual([]);
+    // The timeout is a guard for a busy machine; on an idle one the default 100 runs take well under this.
+  }, 600_000);
+
+  it('apply each of 1,000 subtasks exactly once with 32 appliers racing on one task while the fold runs', async () => {
+    recorder.clear();
+    const scenario: Scenario = {
+      subtasks: 1_000,
+      appliers: 32,
+      batchSize: 10,
+      disorder: { ...LARGE.disorder, shards: 2, maxBatchSize: 1_000, crashShare: 0, throttleShare: 0 },
+      seed: 32,
+    };
+
+    const run = await runScenario(scenario);
+
+    await expectExact(run);
+    // Only statuses of one subtask in two batches at once contend: conflicts stay rare.
+    expect(run.appliers.conflicts / run.appliers.applied).toBeLessThan(0.1);
+    figures.hotConflictsPerApplied = run.appliers.conflicts / run.appliers.applied;
+    figures.hotStatuses = run.deliveries;
   }, 300_000);
 });

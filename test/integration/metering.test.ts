@@ -1,12 +1,30 @@
-import { PutCommand, TransactWriteCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  TransactWriteCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { itemBytes, singleWriteUnits, transactionWriteUnits, writeUnitsForBytes } from '../../bench/metering';
+import {
+  batchGetReadUnits,
+  indexWriteUnits,
+  itemBytes,
+  itemReadUnits,
+  queryReadUnits,
+  singleWriteUnits,
+  transactionWriteUnits,
+  writeUnitsForBytes,
+} from '../../bench/metering';
 import { documentClient } from '../../lambdas/aws-clients';
 import { newTaskTable, type TestTable, uniqueName } from '../support/aws';
 
 /**
  * The bench's metering against DynamoDB Local's ReturnConsumedCapacity on plain PutItem and UpdateItem, where the
- * emulator prices writes as DynamoDB does. (On transactions it does not, which is why the bench meters them.)
+ * emulator prices writes as DynamoDB does, due index writes included; and on consistent GetItem, BatchGetItem and
+ * Query, whose read units the bench takes from the emulator. (On transactions it does not price as DynamoDB does,
+ * which is why the bench meters them.)
  */
 
 let table: TestTable;
@@ -131,5 +149,93 @@ describe('metering against DynamoDB Local', () => {
     const reported = ConsumedCapacity?.reduce((sum, entry) => sum + (entry.CapacityUnits ?? 0), 0);
     expect(transactionWriteUnits(items.map((item) => ({ after: item })))).toBe(6);
     expect(reported).toBeLessThan(6);
+  });
+});
+
+describe('due index writes against DynamoDB Local', () => {
+  it('prices entering, keeping, moving and leaving the sparse index as the guide does', async () => {
+    const pk = `TASK#${uniqueName('due')}`;
+    const key = { pk, sk: 'TASK' };
+    const update = async (expression: string, values: Record<string, unknown> = {}) => {
+      const { ConsumedCapacity } = await db().send(
+        new UpdateCommand({
+          TableName: table.tableName,
+          Key: key,
+          UpdateExpression: expression,
+          ...(Object.keys(values).length === 0 ? {} : { ExpressionAttributeValues: values }),
+          ReturnConsumedCapacity: 'INDEXES',
+        }),
+      );
+      return ConsumedCapacity?.GlobalSecondaryIndexes?.due?.CapacityUnits ?? 0;
+    };
+    await putUnits({ ...key, version: 1 });
+
+    const entering = await update('SET due_pk = :pk, due_at = :at', { ':pk': 'DUE', ':at': 100 });
+    const keeping = await update('SET due_at = :at, version = :v', { ':at': 100, ':v': 2 });
+    const moving = await update('SET due_at = :at', { ':at': 160 });
+    const leaving = await update('REMOVE due_pk, due_at');
+
+    expect([entering, keeping, moving, leaving]).toEqual([
+      indexWriteUnits(undefined, 'DUE|100'),
+      indexWriteUnits('DUE|100', 'DUE|100'),
+      indexWriteUnits('DUE|100', 'DUE|160'),
+      indexWriteUnits('DUE|160', undefined),
+    ]);
+    expect([entering, keeping, moving, leaving]).toEqual([1, 0, 2, 1]);
+  });
+});
+
+describe('read units against DynamoDB Local', () => {
+  it('prices a consistent GetItem by the 4 KB rule', async () => {
+    const items = [itemOf(4_096), itemOf(4_097)];
+    for (const item of items) await putUnits(item);
+
+    const reported = [];
+    for (const item of items) {
+      const { ConsumedCapacity } = await db().send(
+        new GetCommand({
+          TableName: table.tableName,
+          Key: { pk: item.pk, sk: item.sk },
+          ConsistentRead: true,
+          ReturnConsumedCapacity: 'TOTAL',
+        }),
+      );
+      reported.push(ConsumedCapacity?.CapacityUnits);
+    }
+
+    expect(reported).toEqual(items.map((item) => itemReadUnits(itemBytes(item))));
+    expect(reported).toEqual([1, 2]);
+  });
+
+  it('prices a consistent Query on the sum of the items, and a BatchGetItem item by item', async () => {
+    const pk = `TASK#${uniqueName('reads')}#0`;
+    const items = Array.from({ length: 40 }, (_, index) => ({
+      ...itemOf(300 + index * 7, { pk }),
+      sk: `SUB#${String(index).padStart(3, '0')}`,
+    }));
+    await Promise.all(items.map(putUnits));
+    const sizes = items.map(itemBytes);
+
+    const query = await db().send(
+      new QueryCommand({
+        TableName: table.tableName,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': pk },
+        ConsistentRead: true,
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+    const batch = await db().send(
+      new BatchGetCommand({
+        RequestItems: {
+          [table.tableName]: { Keys: items.map((item) => ({ pk, sk: item.sk })), ConsistentRead: true },
+        },
+        ReturnConsumedCapacity: 'TOTAL',
+      }),
+    );
+
+    expect(query.ConsumedCapacity?.CapacityUnits).toBe(queryReadUnits(sizes));
+    expect(batch.ConsumedCapacity?.[0]?.CapacityUnits).toBe(batchGetReadUnits(sizes));
+    expect(batchGetReadUnits(sizes)).toBe(40);
   });
 });

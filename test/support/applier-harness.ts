@@ -1,4 +1,4 @@
-import { applyBatch, type BatchSummary, type Log } from '../../lambdas/applier/apply-batch';
+import { applyBatch, type BatchSummary, type Log, type QueueRecord } from '../../lambdas/applier/apply-batch';
 import type { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import type { ApplyToTaskOptions } from '../../lambdas/store/apply-to-task';
 import { sleep } from '../../lambdas/store/backoff';
@@ -7,6 +7,7 @@ import type { TaskStore } from '../../lambdas/store/task-store';
 /**
  * Stands in for SQS and Lambda's event source: `appliers` concurrent loops take batches from one pool of
  * deliveries and put back whatever a batch reports for retry, as SQS redelivers it after the visibility timeout.
+ * Seeded randomness (batch sizes) comes from `bench/workload.ts`'s `seededRandom`.
  */
 
 export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -20,6 +21,10 @@ export interface HarnessOptions {
   readonly batchSize: number;
   readonly random?: () => number;
   readonly applyOptions?: ApplyToTaskOptions;
+  /** @default SILENT_LOG */
+  readonly log?: Log;
+  /** The queue's receive limit: a record still failing on that delivery is dead-lettered. @default unlimited */
+  readonly receiveLimit?: number;
   /** Stop after this many batches, so a livelock fails the test instead of hanging it. */
   readonly maxBatches?: number;
 }
@@ -32,9 +37,8 @@ const ZERO: HarnessTotals = {
   stale: 0,
   deadLettered: 0,
   retried: 0,
-  attempts: 0,
   conflicts: 0,
-  commits: 0,
+  writes: 0,
   batches: 0,
   deliveries: 0,
 };
@@ -46,7 +50,11 @@ function addTotals(a: HarnessTotals, b: HarnessTotals): HarnessTotals {
 }
 
 export async function runAppliers(options: HarnessOptions): Promise<HarnessTotals> {
-  const pool = options.bodies.map((body, index) => ({ messageId: `m${index}`, body, receiveCount: 0 }));
+  const pool: QueueRecord[] = options.bodies.map((body, index) => ({
+    messageId: `m${index}`,
+    body,
+    receiveCount: 0,
+  }));
   const byId = new Map(pool.map((delivery) => [delivery.messageId, delivery]));
   const maxBatches = options.maxBatches ?? 100_000;
   let totals = ZERO;
@@ -72,8 +80,8 @@ export async function runAppliers(options: HarnessOptions): Promise<HarnessTotal
         const { retry, summary } = await applyBatch(batch, {
           store: options.store,
           deadLetters: options.deadLetters,
-          log: SILENT_LOG,
-          receiveLimit: Number.POSITIVE_INFINITY,
+          log: options.log ?? SILENT_LOG,
+          receiveLimit: options.receiveLimit ?? Number.POSITIVE_INFINITY,
           ...(options.applyOptions ? { applyOptions: options.applyOptions } : {}),
         });
         for (const messageId of retry) {
@@ -89,27 +97,4 @@ export async function runAppliers(options: HarnessOptions): Promise<HarnessTotal
   await Promise.all(Array.from({ length: options.appliers }, applier));
   if (pool.length > 0) throw new Error(`${pool.length} deliveries still pending after ${maxBatches} batches`);
   return totals;
-}
-
-/** A small seeded generator, so a property test's shuffles replay from fast-check's seed. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
-}
-
-export function shuffle<T>(items: readonly T[], random: () => number): T[] {
-  const result = [...items];
-  for (let index = result.length - 1; index > 0; index--) {
-    const other = Math.floor(random() * (index + 1));
-    const item = result[index] as T;
-    result[index] = result[other] as T;
-    result[other] = item;
-  }
-  return result;
 }

@@ -1,0 +1,119 @@
+import { parseStatusMessage } from '../../lambdas/core/status-message';
+import { backoffDelayMs, RETRY_POLICY, sleep } from './pacing';
+import { applyStatuses, type Outcome, type StatusUpdate } from './records';
+import type { TransactionalStore } from './store';
+
+/**
+ * Round 1's applier (`lambdas/store/apply-to-task.ts` and `lambdas/applier/apply-batch.ts` at b7f12fc), trimmed
+ * to what the bench row needs: a batch's records are parsed and grouped per task, and each task gets one
+ * read-compute-commit cycle — read the task, then its subtasks, apply with the pure core, commit everything in
+ * one transaction conditioned on the task's version; on a conflict back off and start again on fresh data,
+ * chained in transactions of at most 99 subtasks. The bench has no dead-letter queue and no Lambda clock.
+ */
+
+/** A transaction holds at most 100 actions: the task update and 99 subtask puts. */
+const MAX_SUBTASKS_PER_TRANSACTION = 99;
+
+export class RetriesExhaustedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'RetriesExhaustedError';
+  }
+}
+
+export interface QueueRecord {
+  readonly messageId: string;
+  readonly body: string;
+}
+
+export interface BatchResult {
+  /** Message ids to deliver again: their cycle ran out of attempts. */
+  readonly retry: readonly string[];
+  readonly applied: number;
+  readonly duplicate: number;
+  readonly stale: number;
+  /** Records that could never apply: unparseable, unknown task or subtask. */
+  readonly rejected: number;
+}
+
+/** Splits updates, in order, into runs that each touch at most `limit` distinct subtasks. */
+function chunkBySubtasks(updates: readonly StatusUpdate[], limit: number): StatusUpdate[][] {
+  const chunks: StatusUpdate[][] = [];
+  let chunk: StatusUpdate[] = [];
+  let subtasks = new Set<string>();
+  for (const update of updates) {
+    if (!subtasks.has(update.subtaskId) && subtasks.size === limit) {
+      chunks.push(chunk);
+      chunk = [];
+      subtasks = new Set();
+    }
+    subtasks.add(update.subtaskId);
+    chunk.push(update);
+  }
+  if (chunk.length > 0) chunks.push(chunk);
+  return chunks;
+}
+
+/** Applies `updates` to task `taskId` exactly once each, however many appliers race on the task. */
+export async function applyToTask(
+  store: TransactionalStore,
+  taskId: string,
+  updates: readonly StatusUpdate[],
+): Promise<Outcome[]> {
+  const outcomes: Outcome[] = [];
+  for (const chunk of chunkBySubtasks(updates, MAX_SUBTASKS_PER_TRANSACTION)) {
+    const subtaskIds = [...new Set(chunk.map((update) => update.subtaskId))];
+    for (let attempt = 1; ; attempt++) {
+      const task = await store.getTask(taskId);
+      if (task === undefined) {
+        outcomes.push(...chunk.map((): Outcome => 'rejected'));
+        break;
+      }
+      const subtasks = await store.getSubtasks(taskId, subtaskIds);
+      const result = applyStatuses(task, subtasks, chunk, Date.now());
+      if (result.changed.length === 0 || (await store.commit(task, result.task, result.changed, subtasks))) {
+        outcomes.push(...result.outcomes);
+        break;
+      }
+      if (attempt >= RETRY_POLICY.maxAttempts) {
+        throw new RetriesExhaustedError(`Task '${taskId}' kept changing: ${attempt} attempts`);
+      }
+      await sleep(backoffDelayMs(attempt, Math.random));
+    }
+  }
+  return outcomes;
+}
+
+/** One Lambda batch: records grouped per task, one cycle per task; what ran out of attempts comes back. */
+export async function applyBatch(
+  records: readonly QueueRecord[],
+  store: TransactionalStore,
+): Promise<BatchResult> {
+  const counts = { applied: 0, duplicate: 0, stale: 0, rejected: 0 };
+  const retry: string[] = [];
+  const byTask = new Map<string, { record: QueueRecord; update: StatusUpdate }[]>();
+  for (const record of records) {
+    try {
+      const { taskId, subtaskId, status } = parseStatusMessage(record.body);
+      byTask.set(taskId, [...(byTask.get(taskId) ?? []), { record, update: { subtaskId, status } }]);
+    } catch {
+      counts.rejected++;
+    }
+  }
+  await Promise.all(
+    [...byTask].map(async ([taskId, group]) => {
+      try {
+        const outcomes = await applyToTask(
+          store,
+          taskId,
+          group.map((pending) => pending.update),
+        );
+        for (const outcome of outcomes) counts[outcome]++;
+      } catch (error) {
+        if (!(error instanceof RetriesExhaustedError)) throw error;
+        retry.push(...group.map((pending) => pending.record.messageId));
+      }
+    }),
+  );
+  return { retry, ...counts };
+}
