@@ -211,7 +211,7 @@ describe('a fold never creates an item', () => {
     expect(await itemsOfPartition(taskPartition(taskId))).toEqual([]);
   });
 
-  it('writes nothing for a shard whose counter item is absent: nothing to do', async () => {
+  it('writes nothing for a shard whose counter item is absent: the guarded writes find nothing to change', async () => {
     const taskId = await newTask(2, 'no-counter');
     await real.send(new DeleteCommand({ TableName: table.tableName, Key: counterKey(taskId, 0) }));
     await apply(taskId, finished(['sub-00000']));
@@ -219,7 +219,7 @@ describe('a fold never creates an item', () => {
 
     const outcome = await foldShard(table.store, taskId, 0, Date.now);
 
-    expect(outcome).toEqual({ kind: 'nothing' });
+    expect(outcome).toEqual({ kind: 'folded', counterWritten: false, taskWritten: false });
     expect(await counter(taskId)).toBeUndefined();
     expect(await task(taskId)).toEqual(before);
   });
