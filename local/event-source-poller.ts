@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -9,6 +8,7 @@ import {
 import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { APPLIER } from '../lambdas/service-settings';
+import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
 
 /**
  * Stands in for Lambda's SQS event source mapping: long-polls the queue, gathers a batch within the batching
@@ -64,7 +64,6 @@ const IDLE_WAIT_SECONDS = 1;
 /** Pause between short polls near the end of a batching window, so they do not spin. */
 const SHORT_POLL_PAUSE_MS = 50;
 const ERROR_BACKOFF_MS = 1_000;
-const ACCOUNT_ID = '000000000000';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -148,36 +147,6 @@ function toRecord(message: Message, queueArn: string, region: string): SQSRecord
   });
 }
 
-function lambdaContext(functionName: string, region: string, deadline: number): Context {
-  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${functionName}`,
-    memoryLimitInMB: String(APPLIER.memoryMiB),
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `${day}/[$LATEST]${randomUUID().replaceAll('-', '')}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    // Deprecated callback-style completion; an async handler never calls them.
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-class InvocationTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
-    this.name = 'InvocationTimeoutError';
-  }
-}
-
 export function startEventSourcePoller(options: EventSourcePollerOptions): EventSourcePoller {
   const { sqs, queueUrl, handler } = options;
   const batchSize = options.batchSize ?? APPLIER.batchSize;
@@ -234,7 +203,10 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
 
   async function invoke(event: SQSEvent): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
-    const invocation = handler(event, lambdaContext(functionName, options.region, deadline));
+    const invocation = handler(
+      event,
+      lambdaContext({ functionName, region: options.region, memoryMiB: APPLIER.memoryMiB }, deadline),
+    );
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new InvocationTimeoutError(timeoutMs)), timeoutMs);
@@ -294,7 +266,7 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
       retry = new Set(await invoke(event));
     } catch (error) {
       // A thrown error, a timeout or an invalid response fails the whole batch: nothing is deleted.
-      failure = describe(error);
+      failure = describeError(error);
       retry = new Set(event.Records.map((record) => record.messageId));
     }
     const done = event.Records.filter((record) => !retry.has(record.messageId));

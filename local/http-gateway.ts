@@ -1,8 +1,10 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { matchRoute, ROUTES } from '../lambdas/api/routes';
+import { LOCAL_REGION } from './emulators';
+import { ACCOUNT_ID, lambdaContext } from './lambda-invocation';
 
 /**
  * Stands in for API Gateway's HTTP API in front of the API function: each request becomes a payload format 2.0
@@ -50,7 +52,8 @@ export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MAX_EVENT_BYTES = 6 * 1024 * 1024 + 100;
 /** API Gateway gives an integration at most 30 s, then answers 503 itself. */
 export const API_GATEWAY_TIMEOUT_MS = 30_000;
-const ACCOUNT_ID = '000000000000';
+/** The deployed API function's memory (the stack's default), as its context reports it. */
+const API_MEMORY_MIB = 256;
 const STAGE = '$default';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -207,26 +210,6 @@ async function readBody(request: IncomingMessage): Promise<Buffer | undefined> {
   return Buffer.concat(chunks, bytes);
 }
 
-/** The context Lambda hands the function: its remaining time counts down to `deadline`. */
-function lambdaContext(functionName: string, deadline: number): Context {
-  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT_ID}:function:${functionName}`,
-    memoryLimitInMB: '512',
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `${day}/[$LATEST]${randomUUID().replaceAll('-', '')}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    // Deprecated callback-style completion; an async handler never calls them.
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 class IntegrationTimeoutError extends Error {
   constructor(timeoutMs: number) {
     super(`The API function did not answer within ${timeoutMs} ms`);
@@ -260,7 +243,11 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
 
   /** Invokes the function, or fails with `IntegrationTimeoutError` once the request's time is up. */
   async function invoke(event: APIGatewayProxyEventV2, deadline: number): Promise<unknown> {
-    const invocation = (async () => options.handler(event, lambdaContext(functionName, deadline)))();
+    const invocation = (async () =>
+      options.handler(
+        event,
+        lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API_MEMORY_MIB }, deadline),
+      ))();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new IntegrationTimeoutError(timeoutMs)), deadline - Date.now());

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import {
   type _Record,
   type AttributeValue,
@@ -18,6 +17,7 @@ import type {
 } from 'aws-lambda';
 import { z } from 'zod';
 import { AGGREGATOR } from '../lambdas/service-settings';
+import { describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
 
 /**
  * Stands in for Lambda's DynamoDB Streams event source mapping: finds the stream's shards, reads each one in
@@ -91,7 +91,6 @@ const SHORT_POLL_PAUSE_MS = 50;
 const DISCOVERY_INTERVAL_MS = 10_000;
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
-const ACCOUNT_ID = '000000000000';
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -215,36 +214,6 @@ function toRecord(record: _Record, streamArn: string, region: string): DynamoDBR
 function sequenceNumber(record: DynamoDBRecord): string {
   // toRecord() checked that every record has one.
   return record.dynamodb?.SequenceNumber ?? '';
-}
-
-function lambdaContext(functionName: string, region: string, deadline: number): Context {
-  const day = new Date().toISOString().slice(0, 10).replaceAll('-', '/');
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName,
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${functionName}`,
-    memoryLimitInMB: String(AGGREGATOR.memoryMiB),
-    awsRequestId: randomUUID(),
-    logGroupName: `/aws/lambda/${functionName}`,
-    logStreamName: `${day}/[$LATEST]${randomUUID().replaceAll('-', '')}`,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-    // Deprecated callback-style completion; an async handler never calls them.
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-}
-
-class InvocationTimeoutError extends Error {
-  constructor(timeoutMs: number) {
-    super(`Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
-    this.name = 'InvocationTimeoutError';
-  }
 }
 
 class InvalidBatchResponseError extends Error {
@@ -453,7 +422,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     const deadline = Date.now() + timeoutMs;
     // Each invocation gets its own copy, as each Lambda invocation parses its own JSON.
     const event: DynamoDBStreamEvent = { Records: structuredClone([...records]) };
-    const context = lambdaContext(functionName, region, deadline);
+    const context = lambdaContext({ functionName, region, memoryMiB: AGGREGATOR.memoryMiB }, deadline);
     const invocation = (async () => handler(event, context))();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -499,7 +468,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     try {
       succeeded = (await invoke(batch)) ?? batch.length;
     } catch (error) {
-      failure = describe(error);
+      failure = describeError(error);
       succeeded = 0;
       onError(error);
     }
