@@ -303,7 +303,7 @@ describe('the fold on a real stream', () => {
       batches,
       streamShards: streamShards.map((shard) => shard.length).join('/'),
     });
-  }, 60_000);
+  }, 300_000);
 
   it('heals lost stream records at the shard’s next change, and the last lost ones by a reconcile', async () => {
     await tap.read();
