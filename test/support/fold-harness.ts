@@ -1,10 +1,6 @@
 import { createHash } from 'node:crypto';
 import { ThrottlingException } from '@aws-sdk/client-dynamodb';
-import type {
-  AttributeValue,
-  DynamoDBStreamsClient,
-  GetRecordsCommandOutput,
-} from '@aws-sdk/client-dynamodb-streams';
+import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBRecord } from 'aws-lambda';
 import { type FoldBatchResult, type FoldSummary, foldBatch } from '../../lambdas/aggregator/fold-batch';
 import type { ServiceEvent } from '../../lambdas/core/events';
@@ -61,44 +57,6 @@ function itemKeyOf(record: DynamoDBRecord): string {
 
 export function sequenceNumberOf(record: DynamoDBRecord): string {
   return record.dynamodb?.SequenceNumber ?? '';
-}
-
-/** An empty map as DynamoDB Local 3.x's `GetRecords` returns it: the `M` is missing. */
-function repaired(value: AttributeValue): AttributeValue {
-  if (Object.keys(value).length === 0) return { M: {} };
-  if (value.M !== undefined) return { M: repairedImage(value.M) };
-  if (value.L !== undefined) return { L: value.L.map(repaired) };
-  return value;
-}
-
-function repairedImage(image: Record<string, AttributeValue>): Record<string, AttributeValue> {
-  return Object.fromEntries(Object.entries(image).map(([name, value]) => [name, repaired(value)]));
-}
-
-/**
- * The table's stream client, with DynamoDB Local 3.x's stream images repaired: its `GetRecords` sends an empty
- * map as `{}` instead of `{"M": {}}` (awslabs/amazon-dynamodb-local-samples#37; `GetItem` and AWS itself are
- * right), and the local poller throws on it ("Unknown attribute type []") and retries it for ever, stalling the
- * stream: every task without options stores `options: {}` (see `test/integration/local-stream-images.test.ts`).
- * Remove once the poller handles it.
- */
-export function localStreamsClient(): DynamoDBStreamsClient {
-  const client = streamsClient();
-  client.middlewareStack.add(
-    (next) => async (args) => {
-      const result = await next(args);
-      const output = result.output as Partial<GetRecordsCommandOutput>;
-      for (const record of output.Records ?? []) {
-        const stream = record.dynamodb;
-        if (stream === undefined) continue;
-        if (stream.NewImage !== undefined) stream.NewImage = repairedImage(stream.NewImage);
-        if (stream.OldImage !== undefined) stream.OldImage = repairedImage(stream.OldImage);
-      }
-      return result;
-    },
-    { step: 'initialize', name: 'repairEmptyMapsOfDynamoDbLocal' },
-  );
-  return client;
 }
 
 function startPoller(
@@ -158,7 +116,7 @@ export class StreamTap {
   private readonly errors: unknown[] = [];
   private readonly poller: StreamPoller;
 
-  constructor(streamArn: string, streams: DynamoDBStreamsClient = localStreamsClient()) {
+  constructor(streamArn: string, streams: DynamoDBStreamsClient = streamsClient()) {
     this.poller = startPoller(
       streams,
       streamArn,
@@ -493,7 +451,7 @@ export async function startFoldHarness(options: FoldHarnessOptions): Promise<Fol
 
   const pollerErrors: unknown[] = [];
   const poller = startPoller(
-    options.streams ?? localStreamsClient(),
+    options.streams ?? streamsClient(),
     options.streamArn,
     options.startingPosition ?? 'LATEST',
     (records) => {
