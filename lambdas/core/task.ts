@@ -245,16 +245,20 @@ export function differingFields(task: TaskRecord, request: InitializeRequest): s
 /**
  * The records a new task starts with (`initialize_subtask_info`): the task `PROGRESS`, not yet ready, with zero
  * counts; a zero counter per write shard; every subtask `QUEUING` at version 0, stamped with `generation`.
+ * `writeShards` is frozen with the task: a resumed initialization passes the stored task's.
  * Throws `InvalidInitializeRequestError` for a request that can never succeed.
  */
 export function initializeTask(
   request: InitializeRequest,
   nowMs: number,
   generation: string,
+  writeShards: number = writeShardCount(request.subtaskIds.length),
 ): InitializedTask {
   validate(request, nowMs);
+  if (!Number.isInteger(writeShards) || writeShards < 1) {
+    throw new RangeError(`A task needs a whole number of write shards, at least 1: ${writeShards}`);
+  }
   const now = new Date(nowMs).toISOString();
-  const writeShards = writeShardCount(request.subtaskIds.length);
   const expiresAt =
     request.ttlDays === undefined ? undefined : Math.floor(nowMs / 1000) + request.ttlDays * DAY_SECONDS;
   const ttl = expiresAt === undefined ? {} : { expires_at: expiresAt };

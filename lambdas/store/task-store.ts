@@ -85,6 +85,10 @@ export interface InitializeOptions {
   readonly generation?: string;
   /** Stop writing subtask items when this returns false; the task stays not ready and a repeat resumes. */
   readonly mayContinue?: () => boolean;
+  /** Write shards of a new task; a resumed one keeps its own. @default one per `SUBTASKS_PER_SHARD` subtasks */
+  readonly writeShards?: number;
+  /** Subtask puts between two saves of how far the initialization got. @default 1,000 */
+  readonly pageSize?: number;
 }
 
 export interface ShardPosition {
@@ -167,7 +171,7 @@ export class TaskStore {
     nowMs: number,
     options: InitializeOptions = {},
   ): Promise<InitializeResult> {
-    const fresh = initializeTask(request, nowMs, options.generation ?? randomUUID());
+    const fresh = initializeTask(request, nowMs, options.generation ?? randomUUID(), options.writeShards);
     const dueAt = Math.floor(nowMs / 1000) + SWEEPER.initializeGraceMinutes * 60;
     let task = fresh.task;
     const created = await this.put('task', taskItem(task, dueAt), ITEM_ABSENT, { '#pk': NAMES['#pk'] });
@@ -179,8 +183,12 @@ export class TaskStore {
       if (existing.ready || existing.task_state !== 'PROGRESS') return { task: existing, created: false };
       task = existing;
     }
-    const records = created ? fresh : initializeTask(request, nowMs, task.generation);
-    if (!(await this.writeRecords(task, records, options.mayContinue ?? (() => true)))) {
+    const records = created ? fresh : initializeTask(request, nowMs, task.generation, task.write_shards);
+    const paging = {
+      mayContinue: options.mayContinue ?? (() => true),
+      pageSize: options.pageSize ?? INITIALIZE_PAGE,
+    };
+    if (!(await this.writeRecords(task, records, paging))) {
       return { task: (await this.getTask(request.taskId)) ?? task, created };
     }
     await this.markReady(task, nowMs);
@@ -191,7 +199,7 @@ export class TaskStore {
   private async writeRecords(
     task: TaskRecord,
     { counters, subtasks }: InitializedTask,
-    mayContinue: () => boolean,
+    { mayContinue, pageSize }: { readonly mayContinue: () => boolean; readonly pageSize: number },
   ): Promise<boolean> {
     const values = { ':generation': task.generation };
     const names = { '#pk': NAMES['#pk'], '#generation': NAMES['#generation'] };
@@ -203,9 +211,9 @@ export class TaskStore {
     // Id order, not request order: a repeat may list the same set in another order and must resume alike.
     const ordered = [...subtasks].sort((a, b) => (a.subtask_id < b.subtask_id ? -1 : 1));
     const written = task.init_written ?? 0;
-    for (let start = written; start < ordered.length; start += INITIALIZE_PAGE) {
+    for (let start = written; start < ordered.length; start += pageSize) {
       if (!mayContinue()) return false;
-      const page = ordered.slice(start, start + INITIALIZE_PAGE);
+      const page = ordered.slice(start, start + pageSize);
       await putAll(
         page.map((subtask) => subtaskItem(subtask, subtaskShard(task, subtask.subtask_id))),
         'subtask',

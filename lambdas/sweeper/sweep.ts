@@ -20,6 +20,8 @@ export interface SweepDependencies {
   readonly store: TaskStore;
   readonly log: Log;
   readonly now: () => number;
+  /** Subtasks one run ends per task at most. @default SWEEPER.subtasksPerTaskRun */
+  readonly subtasksPerTaskRun?: number;
 }
 
 export interface SweepSummary {
@@ -58,12 +60,13 @@ export function endingFor(task: TaskRecord, nowMs: number): Ending | undefined {
 
 /** Ends up to `budget` running subtasks the ending applies to; returns how many ended and whether any are left. */
 async function endSubtasks(
-  store: TaskStore,
+  deps: SweepDependencies,
   task: TaskRecord,
   ending: Ending,
   nowMs: number,
 ): Promise<{ ended: number; more: boolean }> {
-  let budget = SWEEPER.subtasksPerTaskRun;
+  const { store } = deps;
+  let budget = deps.subtasksPerTaskRun ?? SWEEPER.subtasksPerTaskRun;
   let ended = 0;
   let more = false;
   for (let shard = 0; shard < task.write_shards && budget > 0; shard++) {
@@ -105,7 +108,7 @@ async function sweepTask(
   }
   const ending = endingFor(task, nowMs);
   const { ended, more } =
-    ending === undefined ? { ended: 0, more: false } : await endSubtasks(store, task, ending, nowMs);
+    ending === undefined ? { ended: 0, more: false } : await endSubtasks(deps, task, ending, nowMs);
   counts.subtasksEnded += ended;
   if (Date.parse(task.updated_at) + SWEEPER.idleRecountMinutes * MINUTE_MS <= nowMs) {
     // Idle: a stream record may have been lost. A recount repairs the totals, and ends the task if it is done.

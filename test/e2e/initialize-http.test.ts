@@ -131,6 +131,6 @@ describe('PUT /tasks/{task_id}', () => {
 
 describe('the local stack', () => {
   it('reported no errors while serving the tests above', () => {
-    expect(stack.errors).toEqual([]);
+    expect(stack.errorLines()).toEqual([]);
   });
 });

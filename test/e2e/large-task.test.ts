@@ -3,17 +3,19 @@ import { uniqueName } from '../support/aws';
 import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } from './stack';
 
 /**
- * A task of 20,000 subtasks over HTTP: initialized over several requests (202, then the same PUT again), and
- * listed with a filter that matches nothing, which each request answers after a bounded read.
+ * A task of 1,500 subtasks over HTTP, at full write-shard size (two shards): initialized over several requests
+ * (202, then the same PUT again), and listed with a filter that matches nothing, which each request answers after
+ * a bounded read.
  *
- * The gateway gives each request 14 s here instead of API Gateway's 30, so that an initialization stops writing
- * (8 s before its end) after about 6 s rather than 22, and answers 202 on any machine. On a machine busy enough
- * that a page of 1,000 subtask items takes longer than the 8 s left, the gateway answers 503 while the function
+ * The gateway gives each request 10 s here instead of API Gateway's 30, so that an initialization stops writing
+ * (8 s before its end) after its first page of 1,000 subtask items in most cases: DynamoDB Local writes a few
+ * hundred items a second, so every page takes longer than the 2 s left and the task needs two requests on any
+ * machine. On a machine busy enough that a page takes longer than 10 s, the gateway answers 503 while the function
  * finishes the page, as API Gateway would; the producer's next PUT carries on all the same.
  */
 
-const REQUEST_TIMEOUT_MS = 14_000;
-const LARGE_FAN_OUT = 20_000;
+const REQUEST_TIMEOUT_MS = 10_000;
+const LARGE_FAN_OUT = 1_500;
 /** Items one listing request may read (`LISTING_READ_BUDGET`). */
 const READ_BUDGET = 1_000;
 const MAX_REQUESTS = 100;
@@ -48,23 +50,25 @@ describe(`a fan-out of ${LARGE_FAN_OUT.toLocaleString('en')} subtasks`, () => {
     for (let answer = await put(stack, taskId, request); ; answer = await put(stack, taskId, request)) {
       answers.push(answer);
       if (answer.status !== 202 && answer.status !== 503) break;
-      if (answer.status === 202) {
-        cancelWhileWriting ??= await http(`${stack.httpUrl}/tasks/${taskId}/cancel`, { method: 'POST' });
-      }
+      // Not ready after either answer: a 202 stopped before the last page, and the function behind a 503 is
+      // still writing its page, with no time left for another.
+      cancelWhileWriting ??= await http(`${stack.httpUrl}/tasks/${taskId}/cancel`, { method: 'POST' });
       if (answers.length >= MAX_REQUESTS)
         throw new Error(`Still not initialized after ${MAX_REQUESTS} requests`);
     }
-  }, 600_000);
+  }, 300_000);
 
-  it('is written over several requests: 202 with Retry-After until the last, then 200', () => {
+  it('is written over several requests: 202 with Retry-After (or 503, overloaded) until the last, then 200', () => {
     const statuses = answers.map((answer) => answer.status);
     const accepted = answers.filter((answer) => answer.status === 202);
 
-    expect(accepted.length).toBeGreaterThanOrEqual(1);
+    expect(statuses.length).toBeGreaterThanOrEqual(2);
     expect(statuses.slice(0, -1).every((status) => status === 202 || status === 503)).toBe(true);
     expect(statuses.at(-1)).toBe(200);
-    expect(accepted[0]?.headers.get('retry-after')).toBe('1');
-    expect(accepted[0]?.json).toMatchObject({ task_state: 'PROGRESS', subtasks: { total: LARGE_FAN_OUT } });
+    for (const answer of accepted) {
+      expect(answer.headers.get('retry-after')).toBe('1');
+      expect(answer.json).toMatchObject({ task_state: 'PROGRESS', subtasks: { total: LARGE_FAN_OUT } });
+    }
     expect(answers.at(-1)?.json).toMatchObject({
       task_state: 'PROGRESS',
       subtasks: { total: LARGE_FAN_OUT, remaining: LARGE_FAN_OUT },
@@ -112,11 +116,11 @@ describe(`a fan-out of ${LARGE_FAN_OUT.toLocaleString('en')} subtasks`, () => {
 describe('the local stack', () => {
   it('reported no errors but the gateway timing out a request that overran', () => {
     const overran = answers.filter((answer) => answer.status === 503).length;
-    const errors = stack.errors.filter(
-      (error) => !(error instanceof Error && error.name === 'IntegrationTimeoutError'),
+    const overruns = stack.errors.filter(
+      ({ error }) => error instanceof Error && error.name === 'IntegrationTimeoutError',
     );
 
-    expect(errors).toEqual([]);
-    expect(stack.errors.length - errors.length).toBe(overran);
+    expect(stack.errorLines().filter((line) => !line.includes('IntegrationTimeoutError'))).toEqual([]);
+    expect(overruns).toHaveLength(overran);
   });
 });

@@ -57,7 +57,7 @@ async function replayStream(): Promise<void> {
     handler: stack.aggregator,
     startingPosition: 'TRIM_HORIZON',
     batchingWindowMs: 0,
-    onError: (error) => stack.errors.push(error),
+    onError: (error) => stack.errors.push({ source: 'replayed stream', error }),
   });
   try {
     await replay.caughtUp();
@@ -257,6 +257,6 @@ describe('POST /tasks/{task_id}/cancel', () => {
 
 describe('the local stack', () => {
   it('reported no errors while serving the tests above', () => {
-    expect(stack.errors).toEqual([]);
+    expect(stack.errorLines()).toEqual([]);
   });
 });

@@ -13,8 +13,10 @@ import { sqsClient, uniqueName } from '../support/aws';
  */
 
 export interface TestStack extends LocalStack {
-  /** Errors the stack reported (a function that threw, a failed queue call); a passing run has none. */
-  readonly errors: unknown[];
+  /** Errors the stack reported (a function that threw, a failed queue call), by source; a passing run has none. */
+  readonly errors: { readonly source: string; readonly error: unknown }[];
+  /** The errors as `source: name: message` lines, for an assertion that shows what went wrong. */
+  readonly errorLines: () => string[];
   /** Every event the aggregator published, repeats included, in order. */
   readonly deliveries: { readonly event: LocalEvent; readonly repeat: boolean }[];
 }
@@ -22,7 +24,7 @@ export interface TestStack extends LocalStack {
 export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock'>;
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
-  const errors: unknown[] = [];
+  const errors: TestStack['errors'] = [];
   const deliveries: TestStack['deliveries'] = [];
   const stack = await startLocalStack({
     dynamoEndpoint: inject('dynamoEndpoint'),
@@ -35,10 +37,15 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     queueBatchingWindowMs: 200,
     streamBatchingWindowMs: 200,
     onEvent: (event, repeat) => deliveries.push({ event, repeat }),
-    onError: (_source, error) => errors.push(error),
+    onError: (source, error) => errors.push({ source, error }),
     ...options,
   });
-  return Object.assign(stack, { errors, deliveries });
+  const errorLines = () =>
+    errors.map(
+      ({ source, error }) =>
+        `${source}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+    );
+  return Object.assign(stack, { errors, deliveries, errorLines });
 }
 
 /** A DynamoDB Streams client on the shared DynamoDB Local, as the stack's own poller reads the stream. */

@@ -234,6 +234,6 @@ describe('the local stack', () => {
   it('reported no errors while serving the tests above', async () => {
     await queueDrained(stack.queueUrl);
 
-    expect(stack.errors).toEqual([]);
+    expect(stack.errorLines()).toEqual([]);
   });
 });

@@ -176,31 +176,37 @@ describe('subtask timeouts and deadlines', () => {
 });
 
 describe('cancel', () => {
-  it(`revokes every running subtask in bounded runs (${SWEEPER.subtasksPerTaskRun} a run); the fold then ends it CANCELED`, {
-    timeout: 1_200_000,
-  }, async () => {
+  /** A run's budget well below a task's size, so that the cancel takes two runs over two write shards. */
+  const PER_RUN = 100;
+
+  it('revokes every running subtask in bounded runs, shard after shard; the fold then ends it CANCELED', async () => {
     const scene = await newScene();
     const taskId = uniqueName('cancel');
-    const total = SWEEPER.subtasksPerTaskRun + 200;
-    const read = await initialize(scene, initializeRequest(taskId, total));
+    const total = PER_RUN + 50;
+    const read = (
+      await scene.table.store.initialize(initializeRequest(taskId, total), scene.clock, { writeShards: 2 })
+    ).task;
     scene.clock = T0 + MINUTE;
     await apply(scene, taskId, [terminal('sub-00000')]);
     await scene.table.store.requestCancel(read, scene.clock);
+    const bounded = () =>
+      sweep({ store: scene.table.store, log: SILENT_LOG, now: scene.now, subtasksPerTaskRun: PER_RUN });
 
-    const first = await runSweep(scene);
+    const first = await bounded();
     await fold(scene);
     const between = await task(scene, taskId);
-    const second = await runSweep(scene);
+    const second = await bounded();
     await fold(scene);
 
-    expect(first).toMatchObject({ tasksDue: 1, subtasksEnded: SWEEPER.subtasksPerTaskRun });
+    expect(first).toMatchObject({ tasksDue: 1, subtasksEnded: PER_RUN });
     expect(between.task_state).toBe('PROGRESS');
-    expect(second).toMatchObject({ tasksDue: 1, subtasksEnded: total - 1 - SWEEPER.subtasksPerTaskRun });
+    expect(second).toMatchObject({ tasksDue: 1, subtasksEnded: total - 1 - PER_RUN });
     const revoked = (await subtasks(scene, taskId)).filter((subtask) => subtask.status.state === 'REVOKED');
     expect(revoked).toHaveLength(total - 1);
     expect(revoked.every((subtask) => subtask.reason === 'CANCELED')).toBe(true);
     expect(await task(scene, taskId)).toMatchObject({
       task_state: 'CANCELED',
+      write_shards: 2,
       subtasks: { total, succeeded: 1, failed: total - 1 },
     });
   });
@@ -301,20 +307,22 @@ describe('what a sweep costs', () => {
   /** `dueTasks` tasks due for an idle recount, each of `size` subtasks with every status applied and none folded. */
   async function sweepCost(dueTasks: number, notDue: number, size: number) {
     const scene = await newScene();
-    for (let index = 0; index < dueTasks; index++) {
-      const taskId = uniqueName('cost');
-      await initialize(scene, initializeRequest(taskId, size));
-      const ids = Array.from({ length: size }, (_, n) => `sub-${String(n).padStart(5, '0')}`);
-      await apply(
-        scene,
-        taskId,
-        ids.map((id) => terminal(id)),
-      );
-    }
+    const ids = Array.from({ length: size }, (_, n) => `sub-${String(n).padStart(5, '0')}`);
+    await Promise.all(
+      Array.from({ length: dueTasks }, async () => {
+        const taskId = uniqueName('cost');
+        await initialize(scene, initializeRequest(taskId, size));
+        await apply(
+          scene,
+          taskId,
+          ids.map((id) => terminal(id)),
+        );
+      }),
+    );
     scene.clock = T0 + 5 * MINUTE;
-    for (let index = 0; index < notDue; index++) {
-      await initialize(scene, initializeRequest(uniqueName('not-due'), 1));
-    }
+    await Promise.all(
+      Array.from({ length: notDue }, () => initialize(scene, initializeRequest(uniqueName('not-due'), 1))),
+    );
     const recorder = new StoreRecorder();
     const counting = countingClient(scene.table);
     scene.clock = T0 + SWEEPER.idleRecountMinutes * MINUTE;
@@ -339,13 +347,11 @@ describe('what a sweep costs', () => {
     };
   }
 
-  it('is bounded per due task and does not grow with the tasks that are not due (no scan)', {
-    timeout: 300_000,
-  }, async () => {
-    const alone = await sweepCost(4, 0, 100);
+  it('is bounded per due task and does not grow with the tasks that are not due (no scan)', async () => {
+    const alone = await sweepCost(4, 0, 40);
     // One page of a shard's items either way: the calls do not depend on the size.
-    const crowded = await sweepCost(4, 20, 20);
-    console.info('sweep of 4 idle tasks of 100 subtasks:', JSON.stringify(alone));
+    const crowded = await sweepCost(4, 20, 10);
+    console.info('sweep of 4 idle tasks of 40 subtasks:', JSON.stringify(alone));
     console.info('the same beside 20 tasks not due:', JSON.stringify(crowded.calls));
 
     expect(alone.summary).toMatchObject({ tasksDue: 4, tasksReconciled: 4, errors: 0 });

@@ -40,10 +40,18 @@ function body(result: Result): Record<string, unknown> {
   return JSON.parse(result.body ?? 'null');
 }
 
-async function newTask(subtasks: number | readonly string[] = 3, items?: number): Promise<string> {
+async function newTask(
+  subtasks: number | readonly string[] = 3,
+  items?: number,
+  writeShards?: number,
+): Promise<string> {
   const taskId = uniqueName('task');
   const request = initializeRequest(taskId, subtasks);
-  await table.store.initialize(items === undefined ? request : { ...request, total: items }, T0);
+  await table.store.initialize(
+    items === undefined ? request : { ...request, total: items },
+    T0,
+    writeShards === undefined ? {} : { writeShards },
+  );
   return taskId;
 }
 
@@ -201,11 +209,11 @@ describe('GET /tasks/{task_id}', () => {
 describe('GET /tasks/{task_id}/subtasks', () => {
   /** A task of two write shards. */
   let wide: string;
-  const WIDE = 1_100;
+  const WIDE = 230;
 
   beforeAll(async () => {
-    wide = await newTask(WIDE);
-  }, 300_000);
+    wide = await newTask(WIDE, undefined, 2);
+  });
 
   async function walk(taskId: string, query: Record<string, string>) {
     const ids: string[] = [];
@@ -226,7 +234,7 @@ describe('GET /tasks/{task_id}/subtasks', () => {
     const { ids, pages } = await walk(wide, { limit: '100' });
 
     expect([...ids].sort()).toEqual(subtaskIds(WIDE));
-    expect(pages).toBeGreaterThanOrEqual(11);
+    expect(pages).toBeGreaterThanOrEqual(3);
   });
 
   it('lists each subtask with its status, and filters by state', async () => {

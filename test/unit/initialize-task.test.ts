@@ -7,10 +7,11 @@ import {
   initializationDigest,
   initializeTask,
   subtaskDigest,
+  subtaskShard,
   taskOptions,
   ZERO_COUNTS,
 } from '../../lambdas/core/task';
-import { shardSizes } from '../../lambdas/core/write-shards';
+import { shardOf, shardSizes } from '../../lambdas/core/write-shards';
 import { STATUS_QUEUE } from '../../lambdas/service-settings';
 import { GENERATION, initializeRequest, subtaskIds, T0 } from '../support/factories';
 
@@ -121,6 +122,23 @@ describe('initializeTask: write shards', () => {
 
     expect(task.write_shards).toBe(shards);
     expect(counters.map((counter) => counter.shard)).toEqual(Array.from({ length: shards }, (_, n) => n));
+  });
+
+  it('lays a task out over the write shards it is given, each subtask in the shard its id hashes to', () => {
+    const request = initializeRequest('task-1', 90);
+
+    const { task, counters, subtasks } = initializeTask(request, T0, GENERATION, 3);
+
+    expect(task.write_shards).toBe(3);
+    expect(task.shard_sizes).toEqual(shardSizes(request.subtaskIds, 3));
+    expect(counters).toHaveLength(3);
+    expect(subtasks.map((subtask) => subtaskShard(task, subtask.subtask_id))).toEqual(
+      request.subtaskIds.map((id) => shardOf(id, 3)),
+    );
+  });
+
+  it.each([0, -1, 1.5, Number.NaN])('refuses %s write shards', (shards) => {
+    expect(() => initializeTask(initializeRequest('task-1', 3), T0, GENERATION, shards)).toThrow(RangeError);
   });
 
   it("records each shard's size as the hash places the subtask ids", () => {
