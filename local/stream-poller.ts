@@ -357,6 +357,25 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     return ShardIterator;
   }
 
+  /**
+   * GetRecords from the shard's iterator. DynamoDB Local now and then answers a read of records just written with
+   * `TrimmedDataAccessException` though nothing is older than a day (aws/aws-sdk-java#2923); a fresh iterator from
+   * the same position reads them, so that one is tried before the failure counts.
+   */
+  async function getRecords(shard: ShardState, limit: number): Promise<GetRecordsCommandOutput> {
+    const iterator = shard.iterator;
+    if (iterator === undefined) throw new Error(`No iterator for shard ${shard.shardId}`);
+    try {
+      return await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }));
+    } catch (error) {
+      if (!(error instanceof Error && error.name === 'TrimmedDataAccessException')) throw error;
+      const fresh = await iteratorFor(shard);
+      if (fresh === undefined) throw error;
+      shard.iterator = fresh;
+      return await streams.send(new GetRecordsCommand({ ShardIterator: fresh, Limit: limit }));
+    }
+  }
+
   /** One GetRecords call; what it returns joins `pending`. Returns how many records came. */
   async function read(shard: ShardState, limit: number): Promise<number> {
     const tick = ++clock;
@@ -367,7 +386,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     }
     let output: GetRecordsCommandOutput;
     try {
-      output = await streams.send(new GetRecordsCommand({ ShardIterator: shard.iterator, Limit: limit }));
+      output = await getRecords(shard, limit);
     } catch (error) {
       // Expired, trimmed or simply failed: the next read starts from a fresh iterator after the last record read.
       shard.iterator = undefined;

@@ -457,6 +457,57 @@ describe('stream poller: whole-batch failures', () => {
   });
 });
 
+describe('stream poller: DynamoDB Local answering a fresh read with TrimmedDataAccessException', () => {
+  /** A streams client on DynamoDB Local whose GetRecords calls fail as `trimmed` says, before reaching it. */
+  function trimmingStreams(trimmed: (call: number) => boolean) {
+    const client = new DynamoDBStreamsClient({
+      endpoint: inject('dynamoEndpoint'),
+      region: LOCAL_REGION,
+      credentials: LOCAL_CREDENTIALS,
+    });
+    let calls = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'GetRecordsCommand' && trimmed(calls++)) {
+          throw Object.assign(
+            new Error('The operation attempted to read past the oldest stream record in a shard.'),
+            {
+              name: 'TrimmedDataAccessException',
+            },
+          );
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'trimmedReads' },
+    );
+    return client;
+  }
+
+  it('reads again from a fresh iterator at once, loses nothing and reports nothing', async () => {
+    const table = await newStream();
+    await putNumbered(table, 3);
+    const { handler, succeeded } = recorder();
+    const { poller, errors } = start(table, handler, { streams: trimmingStreams((call) => call === 0) });
+
+    await poller.caughtUp();
+
+    expect(succeeded()).toEqual(['0', '1', '2']);
+    expect(errors).toEqual([]);
+  });
+
+  it('reports it when the fresh iterator is trimmed too, and reads on once it is not', async () => {
+    const table = await newStream();
+    await putNumbered(table, 3);
+    const { handler, succeeded } = recorder();
+    const { poller, errors } = start(table, handler, { streams: trimmingStreams((call) => call < 2) });
+
+    await poller.caughtUp();
+
+    expect(succeeded()).toEqual(['0', '1', '2']);
+    expect(errors.map((error) => (error as Error).name)).toEqual(['TrimmedDataAccessException']);
+  });
+});
+
 describe('stream poller: lifecycle', () => {
   it('resolves caughtUp() only after every earlier write was handed over and succeeded', async () => {
     const table = await newStream();
