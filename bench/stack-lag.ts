@@ -52,9 +52,12 @@ export interface StackLagResult {
 }
 
 const PROBE_TASKS = 4;
-const PROBE_SUBTASKS = 2_000;
+/** Small probe tasks: every probe status makes the aggregator recount its shard, which costs per item. */
+const PROBE_SUBTASKS = 100;
 const POLL_MS = 100;
 const PROBE_TIMEOUT_MS = 60_000;
+/** Longer than the queue's visibility timeout (180 s), after which a record handed back comes again. */
+const DRAIN_TIMEOUT_MS = 240_000;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -137,7 +140,17 @@ export async function measureStackLag(
           }),
         );
       }
-      while (handled < sentLoad.length + probesSent) await sleep(20);
+      // Everything sent must be applied; a record handed back waits out the queue's visibility timeout.
+      const drainStarted = performance.now();
+      while (handled < sentLoad.length + probesSent) {
+        if (performance.now() - drainStarted > DRAIN_TIMEOUT_MS) {
+          errors.push(
+            `${sentLoad.length + probesSent - handled} statuses still not applied after the drain timeout`,
+          );
+          break;
+        }
+        await sleep(20);
+      }
       loadDone = true;
     })();
 
