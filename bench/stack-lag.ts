@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SendMessageBatchCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
@@ -78,8 +81,11 @@ export async function measureStackLag(
 ): Promise<StackLagResult> {
   const errors: string[] = [];
   let handled = 0;
+  // Its events file goes with it: a bench run leaves nothing in /tmp.
+  const directory = await mkdtemp(join(tmpdir(), 'subtask-progress-bench-'));
   const stack = await startLocalStack({
     dynamoEndpoint,
+    eventsFile: join(directory, 'events.jsonl'),
     tableName: `bench-stack-${process.pid}-${run}`,
     queueName: `bench-stack-${process.pid}-${run}`,
     pollers: appliers,
@@ -226,5 +232,6 @@ export async function measureStackLag(
     dynamo.destroy();
     sqs.destroy();
     await stack.stop();
+    await rm(directory, { recursive: true, force: true });
   }
 }

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
@@ -26,7 +29,10 @@ export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweepe
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const errors: TestStack['errors'] = [];
   const deliveries: TestStack['deliveries'] = [];
+  // The events file lives in a directory of the stack's own, removed with it: a run leaves nothing in /tmp.
+  const directory = await mkdtemp(join(tmpdir(), 'subtask-progress-e2e-'));
   const stack = await startLocalStack({
+    eventsFile: join(directory, 'events.jsonl'),
     dynamoEndpoint: inject('dynamoEndpoint'),
     sqsEndpoint: inject('sqsEndpoint'),
     httpPort: 0,
@@ -45,7 +51,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       ({ source, error }) =>
         `${source}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
     );
-  return Object.assign(stack, { errors, deliveries, errorLines });
+  const stopStack = stack.stop.bind(stack);
+  const stop = async () => {
+    await stopStack();
+    await rm(directory, { recursive: true, force: true });
+  };
+  return Object.assign(stack, { errors, deliveries, errorLines, stop });
 }
 
 /** A DynamoDB Streams client on the shared DynamoDB Local, as the stack's own poller reads the stream. */

@@ -1,8 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { App, CfnElement, type Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { IConstruct } from 'constructs';
+import { afterAll } from 'vitest';
 import { z } from 'zod';
 import type { SubtaskProgress, SubtaskProgressProps } from '../../cdk/subtask-progress';
 import { SubtaskProgressStack, type SubtaskProgressStackProps } from '../../cdk/subtask-progress-stack';
@@ -30,8 +33,16 @@ export interface TestAppOptions {
   readonly context?: Record<string, unknown>;
 }
 
+/**
+ * Where this test file's apps write their cloud assemblies; removed when the file is done. Without an outdir
+ * every synthesis leaves a `cdk.out…` directory in the system's temporary directory, up to 9 MB when bundled.
+ */
+const ASSEMBLIES = mkdtempSync(join(tmpdir(), 'subtask-progress-cdk-'));
+afterAll(() => rmSync(ASSEMBLIES, { recursive: true, force: true }));
+
 export function testApp({ bundle = false, context = {} }: TestAppOptions = {}): App {
   return new App({
+    outdir: mkdtempSync(join(ASSEMBLIES, 'app-')),
     context: bundle
       ? { ...FEATURE_FLAGS, ...context }
       : { ...FEATURE_FLAGS, ...context, 'aws:cdk:bundling-stacks': [] },
