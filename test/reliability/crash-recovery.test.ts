@@ -65,12 +65,12 @@ const RECEIVE_LIMIT = 1_000;
 /** Independent applier scenarios, each on its own tasks; two run at a time, one per core. */
 const LANES = 2;
 const PARALLEL_LANES = 2;
-const KILLS_PER_LANE = 8;
-const MIN_APPLIER_KILLS = 14;
+const KILLS_PER_LANE = 6;
+const MIN_APPLIER_KILLS = 10;
 const MAX_BATCH = 10;
 /** Of the batches handed to a child while kills remain, this share runs to the end instead. */
 const SPARED_SHARE = 0.1;
-const FOLD_KILLS = 9;
+const FOLD_KILLS = 6;
 
 let bundles: ChildBundles;
 let table: TestTable;
