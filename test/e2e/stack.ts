@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DeleteTableCommand } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { inject } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import type { LocalEvent } from '../../local/event-file';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
-import { sqsClient, uniqueName } from '../support/aws';
+import { dynamoClient, sqsClient, uniqueName } from '../support/aws';
 
 /**
  * The local stack on the run's shared emulators, with table and queues of its own, and what end-to-end tests do
@@ -52,8 +53,15 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
         `${source}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
     );
   const stopStack = stack.stop.bind(stack);
+  // The table goes too: DynamoDB Local keeps every table and its stream records in memory for the whole run.
   const stop = async () => {
     await stopStack();
+    const db = dynamoClient();
+    try {
+      await db.send(new DeleteTableCommand({ TableName: stack.tableName }));
+    } finally {
+      db.destroy();
+    }
     await rm(directory, { recursive: true, force: true });
   };
   return Object.assign(stack, { errors, deliveries, errorLines, stop });
