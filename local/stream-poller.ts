@@ -362,9 +362,11 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
    * `TrimmedDataAccessException` though nothing is older than a day (aws/aws-sdk-java#2923); a fresh iterator from
    * the same position reads them, so that one is tried before the failure counts.
    */
-  async function getRecords(shard: ShardState, limit: number): Promise<GetRecordsCommandOutput> {
-    const iterator = shard.iterator;
-    if (iterator === undefined) throw new Error(`No iterator for shard ${shard.shardId}`);
+  async function getRecords(
+    shard: ShardState,
+    iterator: string,
+    limit: number,
+  ): Promise<GetRecordsCommandOutput> {
     try {
       return await streams.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: limit }));
     } catch (error) {
@@ -386,7 +388,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     }
     let output: GetRecordsCommandOutput;
     try {
-      output = await getRecords(shard, limit);
+      output = await getRecords(shard, shard.iterator, limit);
     } catch (error) {
       // Expired, trimmed or simply failed: the next read starts from a fresh iterator after the last record read.
       shard.iterator = undefined;

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentClient } from '../../lambdas/aws-clients';
+import { sleep } from '../../lambdas/store/backoff';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { dynamoClient, uniqueName } from '../support/aws';
 import { subtaskIds } from '../support/factories';
@@ -57,7 +58,7 @@ describe(`a fan-out of ${LARGE_FAN_OUT.toLocaleString('en')} subtasks`, () => {
       answers.push(answer);
       if (answer.status !== 202 && answer.status !== 503) break;
       // An overloaded API is given a moment, as a client backs off on 503; a 202 says to come again at once.
-      if (answer.status === 503) await new Promise((resolve) => setTimeout(resolve, 1_000));
+      if (answer.status === 503) await sleep(1_000);
       // Not ready after either answer: a 202 stopped before the last page, and the function behind a 503 is
       // still writing its page, with no time left for another.
       cancelWhileWriting ??= await http(`${stack.httpUrl}/tasks/${taskId}/cancel`, { method: 'POST' });

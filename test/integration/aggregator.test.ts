@@ -36,7 +36,7 @@ import {
 } from '../../lambdas/store/task-items';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { isTransient } from '../../lambdas/store/transient-errors';
-import { runAppliers, SILENT_LOG } from '../support/applier-harness';
+import { capturingLog, runAppliers, SILENT_LOG } from '../support/applier-harness';
 import { dynamoClient, newStatusQueues, newTaskTable, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, status, streamRecord, T0, terminal } from '../support/factories';
 import {
@@ -70,18 +70,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await tap.stop();
 });
-
-/** A log that keeps its lines, to show what was logged and how. */
-function capturingLog() {
-  const lines: { level: string; message: string; attributes: Record<string, unknown> }[] = [];
-  const at =
-    (level: string) =>
-    (message: string, attributes: Record<string, unknown>): void => {
-      lines.push({ level, message, attributes });
-    };
-  const log: Log = { info: at('info'), warn: at('warn'), error: at('error') };
-  return { log, lines };
-}
 
 function fold(records: readonly DynamoDBRecord[], store: TaskStore = table.store, log: Log = SILENT_LOG) {
   return foldBatch(records, { store, events, log, now: Date.now });

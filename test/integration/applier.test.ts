@@ -17,7 +17,7 @@ import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { taskKey } from '../../lambdas/store/task-items';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
-import { SILENT_LOG } from '../support/applier-harness';
+import { capturingLog, SILENT_LOG } from '../support/applier-harness';
 import { type ApplierFixture, newApplierFixture, receiveAll, uniqueName } from '../support/aws';
 import {
   initializeRequest,
@@ -85,17 +85,6 @@ async function deadLettersFor(bodies: readonly string[]) {
   const { client, deadLetterQueueUrl } = fixture.queues;
   const messages = await receiveAll(client, deadLetterQueueUrl, bodies.length, 2);
   return messages.filter((message) => wanted.has(message.Body ?? ''));
-}
-
-function capturingLog() {
-  const lines: { level: string; message: string; attributes: Record<string, unknown> }[] = [];
-  const at =
-    (level: string) =>
-    (message: string, attributes: Record<string, unknown>): void => {
-      lines.push({ level, message, attributes });
-    };
-  const log: Log = { info: at('info'), warn: at('warn'), error: at('error') };
-  return { log, lines };
 }
 
 describe('applying statuses', () => {

@@ -14,7 +14,7 @@ import {
 } from '@aws-sdk/client-dynamodb-streams';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { createTaskTable } from '../../local/resources';
 import {
@@ -24,7 +24,7 @@ import {
   type StreamPollerOptions,
   startStreamPoller,
 } from '../../local/stream-poller';
-import { dynamoClient, uniqueName } from '../support/aws';
+import { dynamoClient, streamsClient, uniqueName } from '../support/aws';
 
 /**
  * The stand-in for Lambda's DynamoDB Streams event source mapping, on the stream of a real table in DynamoDB
@@ -38,11 +38,7 @@ const running: StreamPoller[] = [];
 
 beforeAll(() => {
   db = dynamoClient();
-  streams = new DynamoDBStreamsClient({
-    endpoint: inject('dynamoEndpoint'),
-    region: LOCAL_REGION,
-    credentials: LOCAL_CREDENTIALS,
-  });
+  streams = streamsClient();
 });
 
 afterEach(async () => {
@@ -460,11 +456,7 @@ describe('stream poller: whole-batch failures', () => {
 describe('stream poller: DynamoDB Local answering a fresh read with TrimmedDataAccessException', () => {
   /** A streams client on DynamoDB Local whose GetRecords calls fail as `trimmed` says, before reaching it. */
   function trimmingStreams(trimmed: (call: number) => boolean) {
-    const client = new DynamoDBStreamsClient({
-      endpoint: inject('dynamoEndpoint'),
-      region: LOCAL_REGION,
-      credentials: LOCAL_CREDENTIALS,
-    });
+    const client = streamsClient();
     let calls = 0;
     client.middlewareStack.add(
       (next, context) => async (args) => {

@@ -51,8 +51,17 @@ async function newScene(table?: TestTable): Promise<Scene> {
   return scene;
 }
 
-function runSweep(scene: Scene, store: TaskStore = scene.table.store): Promise<SweepSummary> {
-  return sweep({ store, log: SILENT_LOG, now: scene.now });
+function runSweep(
+  scene: Scene,
+  store: TaskStore = scene.table.store,
+  subtasksPerTaskRun?: number,
+): Promise<SweepSummary> {
+  return sweep({
+    store,
+    log: SILENT_LOG,
+    now: scene.now,
+    ...(subtasksPerTaskRun === undefined ? {} : { subtasksPerTaskRun }),
+  });
 }
 
 /** The aggregator over everything the stream carries, and over what its own writes add (the ending's event). */
@@ -189,8 +198,7 @@ describe('cancel', () => {
     scene.clock = T0 + MINUTE;
     await apply(scene, taskId, [terminal('sub-00000')]);
     await scene.table.store.requestCancel(read, scene.clock);
-    const bounded = () =>
-      sweep({ store: scene.table.store, log: SILENT_LOG, now: scene.now, subtasksPerTaskRun: PER_RUN });
+    const bounded = () => runSweep(scene, scene.table.store, PER_RUN);
 
     const first = await bounded();
     await fold(scene);

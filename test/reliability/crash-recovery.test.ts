@@ -12,6 +12,7 @@ import type { TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { EVENTS } from '../../lambdas/service-settings';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
+import { SILENT_LOG } from '../support/applier-harness';
 import {
   newStatusQueues,
   newTaskTable,
@@ -44,7 +45,6 @@ import {
   redeliver,
   reportFigures,
   SEED,
-  SILENT_LOG,
   StreamTap,
   sqsEventOf,
   startWorkloads,

@@ -8,6 +8,7 @@ import type { ShardCounter, SubtaskRecord, TaskRecord } from '../../lambdas/core
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { startStreamPoller } from '../../local/stream-poller';
+import { SILENT_LOG } from '../support/applier-harness';
 import { newStatusQueues, newTaskTable, streamsClient, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, messageBody, subtaskIds, T0, terminal } from '../support/factories';
 import {
@@ -22,7 +23,6 @@ import {
   receiveBatch,
   reportFigures,
   SEED,
-  SILENT_LOG,
   StreamTap,
   sameTotals,
   startWorkloads,

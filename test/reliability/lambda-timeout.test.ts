@@ -14,6 +14,7 @@ import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { TaskStore } from '../../lambdas/store/task-store';
+import { SILENT_LOG } from '../support/applier-harness';
 import { newStatusQueues, newTaskTable, type TestQueues, type TestTable, uniqueName } from '../support/aws';
 import {
   initializeRequest,
@@ -36,7 +37,6 @@ import {
   redeliver,
   reportFigures,
   SEED,
-  SILENT_LOG,
   sqsEventOf,
   startWorkloads,
   sumAudits,

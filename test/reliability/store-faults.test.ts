@@ -39,6 +39,7 @@ import { EVENTS, STATUS_QUEUE } from '../../lambdas/service-settings';
 import type { RetryPolicy } from '../../lambdas/store/backoff';
 import { subtaskKey, taskKey } from '../../lambdas/store/task-items';
 import { TaskStore } from '../../lambdas/store/task-store';
+import { SILENT_LOG } from '../support/applier-harness';
 import {
   newStatusQueues,
   newTaskTable,
@@ -64,7 +65,6 @@ import {
   reportFigures,
   runApplierPool,
   SEED,
-  SILENT_LOG,
   StreamTap,
   sqsEventOf,
   startWorkloads,

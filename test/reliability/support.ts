@@ -22,14 +22,14 @@ import { shuffle, type Workload, type WorkloadShape, workloadFor } from '../../b
 import { type FoldBatchDependencies, foldBatch } from '../../lambdas/aggregator/fold-batch';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { createAggregatorHandler } from '../../lambdas/aggregator/stream-handler';
-import { type ApplierDependencies, applyBatch, type BatchSummary } from '../../lambdas/applier/apply-batch';
+import { type ApplierDependencies, applyBatch } from '../../lambdas/applier/apply-batch';
 import { createSqsBatchHandler } from '../../lambdas/applier/sqs-batch-handler';
 import type { ServiceEvent } from '../../lambdas/core/events';
 import { isTerminalState, type SubtaskStatus, sameStatus } from '../../lambdas/core/subtask-status';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import type { EventPublisher } from '../../lambdas/events/event-publisher';
-import type { Log } from '../../lambdas/log';
 import type { TaskStore } from '../../lambdas/store/task-store';
+import { addTotals, type HarnessTotals, SILENT_LOG, ZERO_TOTALS } from '../support/applier-harness';
 import { uniqueName } from '../support/aws';
 import { initializeRequest, sqsRecord, subtaskIds, T0 } from '../support/factories';
 
@@ -40,8 +40,6 @@ import { initializeRequest, sqsRecord, subtaskIds, T0 } from '../support/factori
 
 /** Seeds are fixed so that a failure replays; `RELIABILITY_SEED=<n>` explores other runs. */
 export const SEED = Number(process.env.RELIABILITY_SEED ?? 20_260_101);
-
-export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
 // ---------------------------------------------------------------------------------------------------------------
 // The status queue, as Lambda's SQS event source delivers it
@@ -110,20 +108,6 @@ export function applierHandler(dependencies: Omit<ApplierDependencies, 'log'>) {
   });
 }
 
-export type ApplierTotals = BatchSummary & { readonly batches: number; readonly deliveries: number };
-
-const NO_TOTALS: ApplierTotals = {
-  applied: 0,
-  duplicate: 0,
-  stale: 0,
-  deadLettered: 0,
-  retried: 0,
-  conflicts: 0,
-  writes: 0,
-  batches: 0,
-  deliveries: 0,
-};
-
 export interface ApplierPoolOptions extends Omit<ApplierDependencies, 'log' | 'receiveLimit'> {
   readonly deliveries: readonly Delivery[];
   /** Concurrent applier invocations. */
@@ -139,9 +123,9 @@ export interface ApplierPoolOptions extends Omit<ApplierDependencies, 'log' | 'r
  * SQS and Lambda's event source, in process: `appliers` concurrent loops take batches off one pool and put back,
  * at random places, whatever a batch hands back for retry. The receive limit is lifted: nothing is parked.
  */
-export async function runApplierPool(options: ApplierPoolOptions): Promise<ApplierTotals> {
+export async function runApplierPool(options: ApplierPoolOptions): Promise<HarnessTotals> {
   const pool = [...options.deliveries];
-  let totals = NO_TOTALS;
+  let totals = ZERO_TOTALS;
   let inFlight = 0;
   const worker = async () => {
     while (totals.batches < options.maxBatches) {
@@ -164,9 +148,7 @@ export async function runApplierPool(options: ApplierPoolOptions): Promise<Appli
           batch.filter((delivery) => again.has(delivery.messageId)),
           options.random,
         );
-        const sum = { ...totals };
-        for (const key of Object.keys(summary) as (keyof BatchSummary)[]) sum[key] += summary[key];
-        totals = { ...sum, batches: totals.batches + 1, deliveries: totals.deliveries + batch.length };
+        totals = addTotals(totals, { ...summary, batches: 1, deliveries: batch.length });
       } finally {
         inFlight--;
       }

@@ -12,6 +12,18 @@ import type { TaskStore } from '../../lambdas/store/task-store';
 
 export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
+/** A log that keeps its lines, to show what was logged and how. */
+export function capturingLog() {
+  const lines: { level: string; message: string; attributes: Record<string, unknown> }[] = [];
+  const at =
+    (level: string) =>
+    (message: string, attributes: Record<string, unknown>): void => {
+      lines.push({ level, message, attributes });
+    };
+  const log: Log = { info: at('info'), warn: at('warn'), error: at('error') };
+  return { log, lines };
+}
+
 export interface HarnessOptions {
   readonly store: TaskStore;
   readonly deadLetters: DeadLetterQueue;
@@ -31,7 +43,7 @@ export interface HarnessOptions {
 
 export type HarnessTotals = BatchSummary & { readonly batches: number; readonly deliveries: number };
 
-const ZERO: HarnessTotals = {
+export const ZERO_TOTALS: HarnessTotals = {
   applied: 0,
   duplicate: 0,
   stale: 0,
@@ -43,9 +55,9 @@ const ZERO: HarnessTotals = {
   deliveries: 0,
 };
 
-function addTotals(a: HarnessTotals, b: HarnessTotals): HarnessTotals {
+export function addTotals(a: HarnessTotals, b: HarnessTotals): HarnessTotals {
   const sum = { ...a };
-  for (const key of Object.keys(ZERO) as (keyof HarnessTotals)[]) sum[key] = a[key] + b[key];
+  for (const key of Object.keys(ZERO_TOTALS) as (keyof HarnessTotals)[]) sum[key] = a[key] + b[key];
   return sum;
 }
 
@@ -57,7 +69,7 @@ export async function runAppliers(options: HarnessOptions): Promise<HarnessTotal
   }));
   const byId = new Map(pool.map((delivery) => [delivery.messageId, delivery]));
   const maxBatches = options.maxBatches ?? 100_000;
-  let totals = ZERO;
+  let totals = ZERO_TOTALS;
   let inFlight = 0;
 
   const applier = async () => {
