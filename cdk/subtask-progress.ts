@@ -34,18 +34,19 @@ const TABLE_ACTIONS = {
   /** Reads the task item and the subtask items, then one conditional put per changed subtask: no transaction. */
   applier: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'],
   /**
-   * Reads the task item, queries one shard's subtask items, reads the shard counters; conditional updates of a
-   * counter and the task item. Never a put: a fold does not create items.
+   * Reads the task item, queries one shard's subtask items, reads the shard counters; a recount replaces its
+   * counter with a conditional put, the task refresh is a conditional update. Both writes require the item to
+   * exist in the generation read, so a fold never creates an item.
    */
-  aggregator: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
-  /** Reads progress and pages of subtasks; initialize puts the task, counter and subtask items; cancel updates. */
-  api: [
+  aggregator: [
     'dynamodb:GetItem',
     'dynamodb:BatchGetItem',
     'dynamodb:Query',
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
   ],
+  /** Reads progress and pages of subtasks; initialize puts the task, counter and subtask items; cancel updates. */
+  api: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
   /** Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others. */
   sweeper: [
     'dynamodb:GetItem',

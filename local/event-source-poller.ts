@@ -5,7 +5,7 @@ import {
   ReceiveMessageCommand,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
-import type { Context, SQSBatchResponse, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
+import type { Context, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { APPLIER } from '../lambdas/service-settings';
 import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
@@ -17,7 +17,8 @@ import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from
  * doing, exactly as in AWS: the poller never re-queues anything itself.
  */
 
-export type SqsHandler = (event: SQSEvent, context: Context) => Promise<SQSBatchResponse | undefined>;
+/** Its answer is checked like any untrusted input (`batchResponseSchema`). */
+export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
 export interface BatchReport {
   readonly records: number;

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { matchRoute, ROUTES } from '../lambdas/api/routes';
 import { LOCAL_REGION } from './emulators';
@@ -14,10 +14,8 @@ import { ACCOUNT_ID, lambdaContext } from './lambda-invocation';
  * 127.0.0.1 only.
  */
 
-export type ApiHandler = (
-  event: APIGatewayProxyEventV2,
-  context: Context,
-) => Promise<APIGatewayProxyStructuredResultV2>;
+/** Its result is checked like any untrusted input, so it is typed as what it may be: anything. */
+export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
 
 export interface HttpGatewayOptions {
   readonly handler: ApiHandler;

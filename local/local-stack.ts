@@ -2,19 +2,11 @@ import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { DescribeTableCommand, DynamoDBClient, ResourceNotFoundException } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
-import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
-import { createAggregatorHandler } from '../lambdas/aggregator/stream-handler';
-import type * as ApiEntry from '../lambdas/api/handler';
-import type * as ApplierEntry from '../lambdas/applier/handler';
-import { documentClient } from '../lambdas/aws-clients';
-import { ENVIRONMENT, STATUS_QUEUE } from '../lambdas/service-settings';
-import { TaskStore } from '../lambdas/store/task-store';
-import { type SweepSummary, sweep } from '../lambdas/sweeper/sweep';
+import type { SweepSummary } from '../lambdas/sweeper/sweep';
 import {
   LOCAL_CREDENTIALS,
   LOCAL_REGION,
@@ -25,19 +17,29 @@ import {
 import { FileEventPublisher, type LocalEvent } from './event-file';
 import { type BatchReport, type EventSourcePoller, startEventSourcePoller } from './event-source-poller';
 import { type RunningHttpGateway, startHttpGateway } from './http-gateway';
+import type { Denial } from './iam-gateway';
+import type { PolicyStatement } from './iam-policy';
+import type { LambdaFunction } from './lambda-sandbox';
+import {
+  localResources,
+  startFunctions,
+  streamBatchResponseSchema,
+  sweepSummarySchema,
+} from './local-functions';
 import { createStatusQueues, createTaskTable } from './resources';
 import { type StreamBatchReport, type StreamPoller, startStreamPoller } from './stream-poller';
+import { type FunctionName, synthesizedStack } from './synthesized-stack';
 
 /**
  * The whole service on one machine: DynamoDB Local and the SQS emulator (started here, or ones already running),
- * the table and queues as the CDK stack creates them, and the four functions:
- * - the applier, loaded from its entry file and fed by a stand-in for Lambda's SQS event source;
- * - the API, loaded from its entry file behind a stand-in for API Gateway;
- * - the aggregator, fed by a stand-in for Lambda's DynamoDB Streams event source on the table's stream. It is
- *   built from `createAggregatorHandler` rather than its entry file, whose EventBridge publisher has no local
- *   counterpart: its events are logged and appended to a file instead;
- * - the sweeper's use case, `sweep()`, on a timer instead of EventBridge Scheduler's one-minute schedule.
- * The entry files are loaded after the environment they read at cold start is in place.
+ * the table and queues as the CDK stack creates them, and the four functions of the synthesized stack, each from
+ * its entry file, in sandboxes with its template's environment, memory and timeout, calling AWS through a
+ * gateway that enforces its role (`local-functions.ts`):
+ * - the applier, fed by a stand-in for Lambda's SQS event source;
+ * - the API, behind a stand-in for API Gateway;
+ * - the aggregator, fed by a stand-in for Lambda's DynamoDB Streams event source on the table's stream; its
+ *   `PutEvents` reach the gateway's EventBridge stand-in, which appends them to the events file;
+ * - the sweeper, on a timer instead of EventBridge's one-minute schedule.
  */
 
 export const DEFAULT_TABLE_NAME = 'subtask-progress-tasks';
@@ -105,6 +107,13 @@ export interface LocalStackOptions {
   readonly onEvent?: (event: LocalEvent, repeat: boolean) => void;
   /** Failures that stay inside the stack: queue or stream calls that failed, a function that threw. @default console.error */
   readonly onError?: (source: StackFunction, error: unknown) => void;
+  /** Every AWS call a function's role does not allow. @default reported to `onError` as an AccessDenied error */
+  readonly onDenied?: (denial: Denial) => void;
+  /**
+   * Changes the statements a function's role is enforced with, as synthesized and resolved: a test takes a grant
+   * away to see the stack fail as AWS would. @default the synthesized statements
+   */
+  readonly statementsFor?: (name: FunctionName, statements: PolicyStatement[]) => PolicyStatement[];
 }
 
 export interface LocalStack {
@@ -134,41 +143,22 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/** The environment a function would get from the stack, plus the SDK settings that point it at the emulators. */
-interface FunctionEnvironment {
-  readonly tableName: string;
-  readonly deadLetterQueueUrl: string;
-  readonly dynamoEndpoint: string;
-  readonly sqsEndpoint: string;
-}
-
-function environmentFor(config: FunctionEnvironment): Record<string, string | undefined> {
+/**
+ * What a shell needs to reach the stack: the variables the SDKs, the AWS CLI and our client and CLI read. The
+ * export line `npm start` prints is made of these.
+ */
+export function clientEnvironment(stack: LocalStack): Record<string, string> {
   return {
-    [ENVIRONMENT.tableName]: config.tableName,
-    [ENVIRONMENT.deadLetterQueueUrl]: config.deadLetterQueueUrl,
-    [ENVIRONMENT.receiveLimit]: String(STATUS_QUEUE.receiveLimit),
-    [ENVIRONMENT.eventBusName]: LOCAL_EVENT_BUS,
-    AWS_ENDPOINT_URL_DYNAMODB: config.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: config.sqsEndpoint,
-    AWS_REGION: LOCAL_REGION,
+    AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
+    AWS_ENDPOINT_URL_SQS: stack.sqsEndpoint,
+    AWS_REGION: stack.region,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    // A real session token next to the dummy keys would only confuse a reader of the requests.
-    AWS_SESSION_TOKEN: undefined,
+    SUBTASK_PROGRESS_TABLE: stack.tableName,
+    SUBTASK_PROGRESS_QUEUE_URL: stack.queueUrl,
+    SUBTASK_PROGRESS_DEAD_LETTER_QUEUE_URL: stack.deadLetterQueueUrl,
+    SUBTASK_PROGRESS_API_URL: stack.httpUrl,
   };
-}
-
-/** Sets `variables` on `process.env`; returns how to put back what was there. */
-function setEnvironment(variables: Record<string, string | undefined>): () => void {
-  const previous = Object.fromEntries(Object.keys(variables).map((name) => [name, process.env[name]]));
-  const apply = (values: Record<string, string | undefined>) => {
-    for (const [name, value] of Object.entries(values)) {
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    }
-  };
-  apply(variables);
-  return () => apply(previous);
 }
 
 /** Fails early with the port's owner in mind, rather than with a child process dying on a bind error. */
@@ -230,40 +220,14 @@ async function allSettledOrThrow<T extends readonly unknown[]>(
   return Promise.all(promises);
 }
 
-function isFunction(value: unknown): value is (...args: never[]) => unknown {
-  return typeof value === 'function';
-}
-
-// How many times the entry files were loaded in this process. Each stack gets fresh module instances, as each
-// Lambda sandbox does: the entry files read their configuration once, at import.
-let loads = 0;
-let running = false;
-
-/** Imports a function's entry file and returns its `handler` export. */
-async function loadHandler<T>(entry: string): Promise<T> {
-  const url = new URL(entry, import.meta.url);
-  if (loads > 0) url.searchParams.set('sandbox', String(loads));
-  const module: unknown = await import(url.href);
-  const handler = typeof module === 'object' && module !== null ? Reflect.get(module, 'handler') : undefined;
-  if (!isFunction(handler)) throw new Error(`${entry} does not export a handler function`);
-  return handler as T;
-}
-
-/** Starts the local stack; resolves once the HTTP API listens and the applier polls the queue. */
 /** Starts the local stack; resolves once the HTTP API listens and the pollers run. */
 export async function startLocalStack(options: LocalStackOptions = {}): Promise<LocalStack> {
-  if (running) {
-    throw new Error(
-      'A local stack is already running in this process; its functions read the process environment',
-    );
-  }
-  running = true;
   const onError = options.onError ?? ((source, error) => console.error(`[${source}]`, error));
-  const cleanups: (() => Promise<void> | void)[] = [
-    () => {
-      running = false;
-    },
-  ];
+  const onDenied =
+    options.onDenied ??
+    ((denial: Denial) =>
+      onError(denial.function, new Error(`AccessDenied: ${denial.action} on ${denial.resource}`)));
+  const cleanups: (() => Promise<void> | void)[] = [];
   const cleanUp = async () => {
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
   };
@@ -291,7 +255,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const dataPath = options.dataPath === undefined ? undefined : resolve(options.dataPath);
     if (dataPath !== undefined) await mkdir(dataPath, { recursive: true });
     // Settled, not all: when one emulator fails to start, the other must be registered for cleanup first.
-    const [dynamoEndpoint, sqsEndpoint] = await allSettledOrThrow([
+    const [dynamoEndpoint, sqsEndpoint, deployed] = await allSettledOrThrow([
       options.dynamoEndpoint ??
         started('dynamodb', () =>
           startDynamoDbLocal({
@@ -300,17 +264,16 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
           }),
         ),
       options.sqsEndpoint ?? started('sqs', () => startSqsEmulator({ port: options.sqsPort ?? 0 })),
+      synthesizedStack(),
     ] as const);
 
+    // The stack's own clients: they make the resources, as CloudFormation would, so they go around the gateways.
     const clientConfig = { region: LOCAL_REGION, credentials: LOCAL_CREDENTIALS };
     const dynamo = new DynamoDBClient({ ...clientConfig, endpoint: dynamoEndpoint });
-    // DynamoDB Local serves its tables' streams on its own endpoint, as the DynamoDB Streams API.
-    const streams = new DynamoDBStreamsClient({ ...clientConfig, endpoint: dynamoEndpoint });
     // The queue URL's host (`sqs.<region>.localhost`) may not resolve: send to the endpoint instead.
     const sqs = new SQSClient({ ...clientConfig, endpoint: sqsEndpoint, useQueueUrlAsEndpoint: false });
     cleanups.push(() => {
       dynamo.destroy();
-      streams.destroy();
       sqs.destroy();
     });
 
@@ -318,54 +281,43 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     const streamArn = await ensureTable(dynamo, tableName);
     // CreateQueue returns the existing queue when its attributes are the same, and they always are here.
     const queues = await createStatusQueues(sqs, options.queueName ?? DEFAULT_QUEUE_NAME);
-    const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: queues.queueUrl, AttributeNames: ['QueueArn'] }),
-    );
-    const queueArn = Attributes?.QueueArn;
-    if (queueArn === undefined) throw new Error(`The queue ${queues.queueUrl} has no ARN`);
+    const resources = localResources(deployed, { tableName, streamArn, ...queues });
 
-    const restoreEnvironment = setEnvironment(
-      environmentFor({
-        tableName,
-        deadLetterQueueUrl: queues.deadLetterQueueUrl,
-        dynamoEndpoint,
-        sqsEndpoint,
-      }),
-    );
-    cleanups.push(restoreEnvironment);
-    const [applierHandler, apiHandler] = await Promise.all([
-      loadHandler<typeof ApplierEntry.handler>('../lambdas/applier/handler.ts'),
-      loadHandler<typeof ApiEntry.handler>('../lambdas/api/handler.ts'),
-    ]);
-    loads += 1;
-
-    // The aggregator and the sweeper share one store, as their functions would share the table.
-    const store = new TaskStore(documentClient(dynamo), tableName);
     const events = await FileEventPublisher.open({
       path: resolve(options.eventsFile ?? defaultEventsFile()),
       region: LOCAL_REGION,
       append: options.appendEvents === true,
       ...(options.onEvent === undefined ? {} : { onEvent: options.onEvent }),
     });
-    const aggregate = createAggregatorHandler({
-      store,
+    const functions = await startFunctions(deployed, {
+      resources,
+      dynamoEndpoint,
+      sqsEndpoint,
       events,
-      now: Date.now,
-      logger: new Logger({ serviceName: 'subtask-progress-aggregator' }),
-      metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'aggregator' }),
+      onDenied,
+      ...(options.statementsFor === undefined ? {} : { statementsFor: options.statementsFor }),
     });
-    const aggregator = async (event: DynamoDBStreamEvent, context: Context) => {
-      const response = await aggregate(event, context);
-      if (!('batchItemFailures' in response))
-        throw new Error('The aggregator answered a stream batch as a reconcile');
-      return response;
-    };
+    cleanups.push(() => functions.stop());
+    const { applier, aggregator, api, sweeper } = functions.byName;
+
+    // Lambda's event source mappings read with the function's role: so do their stand-ins.
+    const asFunction = (name: FunctionName) => ({ ...clientConfig, endpoint: functions.endpoints[name] });
+    const streams = new DynamoDBStreamsClient(asFunction('aggregator'));
+    const applierSqs = new SQSClient({ ...asFunction('applier'), useQueueUrlAsEndpoint: false });
+    cleanups.push(() => {
+      streams.destroy();
+      applierSqs.destroy();
+    });
+
+    const aggregate = async (event: DynamoDBStreamEvent, context: Context) =>
+      streamBatchResponseSchema.parse(await aggregator.handler(event, context));
     // Stopped after the applier and the sweeper (cleanups run in reverse), so it folds what they wrote last.
     const streamPoller: StreamPoller = startStreamPoller({
       streams,
       streamArn,
       region: LOCAL_REGION,
-      handler: aggregator,
+      handler: aggregate,
+      timeoutMs: aggregator.options.timeoutSeconds * 1000,
       ...(options.streamBatchingWindowMs === undefined
         ? {}
         : { batchingWindowMs: options.streamBatchingWindowMs }),
@@ -374,18 +326,18 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     cleanups.push(() => streamPoller.stop());
 
-    const sweeper = startSweeper({
-      store,
+    const scheduled = startSchedule({
+      sweeper,
       clock: options.sweeperClock ?? Date.now,
       intervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
       ...(options.onSweep === undefined ? {} : { onSweep: options.onSweep }),
       onError: (error) => onError('sweeper', error),
     });
-    cleanups.push(() => sweeper.stop());
+    cleanups.push(() => scheduled.stop());
 
     const gateway: RunningHttpGateway = await portErrorsNamed('http', options.httpPort, () =>
       startHttpGateway({
-        handler: apiHandler,
+        handler: api.handler,
         port: options.httpPort ?? 0,
         ...(options.httpTimeoutMs === undefined ? {} : { timeoutMs: options.httpTimeoutMs }),
         onError: (error) => onError('api', error),
@@ -394,11 +346,12 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     cleanups.push(() => gateway.stop());
 
     const poller: EventSourcePoller = startEventSourcePoller({
-      sqs,
+      sqs: applierSqs,
       queueUrl: queues.queueUrl,
-      queueArn,
+      queueArn: resources.queueArn,
       region: LOCAL_REGION,
-      handler: applierHandler,
+      handler: applier.handler,
+      timeoutMs: applier.options.timeoutSeconds * 1000,
       concurrency: options.pollers ?? 2,
       ...(options.queueBatchingWindowMs === undefined
         ? {}
@@ -419,9 +372,9 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       streamArn,
       eventsFile: events.path,
       region: LOCAL_REGION,
-      aggregator,
+      aggregator: aggregate,
       caughtUp: () => streamPoller.caughtUp(),
-      sweepNow: (atMs) => sweeper.runNow(atMs),
+      sweepNow: (atMs) => scheduled.runNow(atMs),
       stop() {
         stopped ??= cleanUp();
         return stopped;
@@ -433,8 +386,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
   }
 }
 
-interface SweeperOptions {
-  readonly store: TaskStore;
+interface ScheduleOptions {
+  readonly sweeper: LambdaFunction;
   readonly clock: () => number;
   /** 0: only on `runNow()`. */
   readonly intervalMs: number;
@@ -442,26 +395,31 @@ interface SweeperOptions {
   readonly onError: (error: unknown) => void;
 }
 
-interface RunningSweeper {
+interface RunningSchedule {
   runNow(atMs?: number): Promise<SweepSummary>;
   /** Waits for the run in progress. Idempotent. */
   stop(): Promise<void>;
 }
 
+/** What EventBridge's schedule hands the sweeper; it reads nothing of it. */
+const SCHEDULED_EVENT = { source: 'aws.events', 'detail-type': 'Scheduled Event', detail: {} } as const;
+
 /**
  * The sweeper's schedule: one run at a time, as the deployed schedule's runs do not overlap in practice (a run
- * takes well under its minute). A timed run that fails is reported and the next one tries again.
+ * takes well under its minute). A timed run that fails is reported and the next one tries again. A run at another
+ * time than now runs the function with its clock moved by as much.
  */
-function startSweeper(options: SweeperOptions): RunningSweeper {
-  const log = new Logger({ serviceName: 'subtask-progress-sweeper' });
+function startSchedule(options: ScheduleOptions): RunningSchedule {
   let last: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
 
   function runNow(atMs?: number): Promise<SweepSummary> {
     const run = last.then(async () => {
-      const nowMs = atMs ?? options.clock();
-      const summary = await sweep({ store: options.store, log, now: () => nowMs });
+      const clockOffsetMs = (atMs ?? options.clock()) - Date.now();
+      const summary = sweepSummarySchema.parse(
+        await options.sweeper.invoke(SCHEDULED_EVENT, { clockOffsetMs }),
+      );
       options.onSweep?.(summary);
       return summary;
     });

@@ -2,10 +2,10 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { SweepSummary } from '../lambdas/sweeper/sweep';
-import { LOCAL_CREDENTIALS } from './emulators';
 import type { LocalEvent } from './event-file';
 import type { BatchReport } from './event-source-poller';
 import {
+  clientEnvironment,
   DEFAULT_SWEEP_INTERVAL_MS,
   type LocalStack,
   PortInUseError,
@@ -160,17 +160,7 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
   const storage =
     dataPath === undefined ? 'in memory' : `on disk in ${relative(process.cwd(), resolve(dataPath)) || '.'}/`;
   const eventsFile = relative(process.cwd(), stack.eventsFile);
-  const exports = [
-    `AWS_ENDPOINT_URL_DYNAMODB=${stack.dynamoEndpoint}`,
-    `AWS_ENDPOINT_URL_SQS=${stack.sqsEndpoint}`,
-    `AWS_REGION=${stack.region}`,
-    `AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId}`,
-    `AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey}`,
-    `SUBTASK_PROGRESS_TABLE=${stack.tableName}`,
-    `SUBTASK_PROGRESS_QUEUE_URL=${stack.queueUrl}`,
-    `SUBTASK_PROGRESS_DEAD_LETTER_QUEUE_URL=${stack.deadLetterQueueUrl}`,
-    `SUBTASK_PROGRESS_API_URL=${stack.httpUrl}`,
-  ];
+  const exports = Object.entries(clientEnvironment(stack)).map(([name, value]) => `${name}=${value}`);
   console.log(`subtask-progress is running locally (DynamoDB ${storage})
 
   DynamoDB Local     ${stack.dynamoEndpoint}    table ${stack.tableName}

@@ -27,7 +27,7 @@ import { eventually, startTestStack, type TestStack } from './stack';
 let stack: TestStack;
 
 beforeAll(async () => {
-  // The stack exports the SDK's endpoint variables for its functions; the client's default SDK clients read them.
+  // The test stack sets the export line's variables here; the client's default SDK clients read them.
   stack = await startTestStack();
 });
 

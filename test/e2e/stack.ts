@@ -7,7 +7,12 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/cli
 import { inject } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import type { LocalEvent } from '../../local/event-file';
-import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
+import {
+  clientEnvironment,
+  type LocalStack,
+  type LocalStackOptions,
+  startLocalStack,
+} from '../../local/local-stack';
 import { dynamoClient, sqsClient, uniqueName } from '../support/aws';
 
 /**
@@ -52,10 +57,21 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       ({ source, error }) =>
         `${source}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
     );
+  // This process is the shell an operator pasted the export line into: clients and the CLI find the stack so.
+  const environment = clientEnvironment(stack);
+  const previous = Object.fromEntries(Object.keys(environment).map((name) => [name, process.env[name]]));
+  Object.assign(process.env, environment);
+  const restoreEnvironment = () => {
+    for (const [name, value] of Object.entries(previous)) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  };
   const stopStack = stack.stop.bind(stack);
   // The table goes too: DynamoDB Local keeps every table and its stream records in memory for the whole run.
   const stop = async () => {
     await stopStack();
+    restoreEnvironment();
     const db = dynamoClient();
     try {
       await db.send(new DeleteTableCommand({ TableName: stack.tableName }));

@@ -136,10 +136,11 @@ describe('least privilege', () => {
   describe('aggregator', () => {
     const statements = functionStatements(progress.aggregator);
 
-    it('reads, queries and updates items of the table, and never puts one', () => {
+    it('reads and queries items of the table, puts shard counters and updates the task item', () => {
       expect(actionsOf(on(statements, tableArn))).toEqual([
         'dynamodb:BatchGetItem',
         'dynamodb:GetItem',
+        'dynamodb:PutItem',
         'dynamodb:Query',
         'dynamodb:UpdateItem',
       ]);
@@ -193,7 +194,6 @@ describe('least privilege', () => {
 
     it('reads, initializes and cancels through the table, and nothing more on DynamoDB', () => {
       expect(actionsOf(statements, 'dynamodb:')).toEqual([
-        'dynamodb:BatchGetItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
