@@ -7,6 +7,7 @@ import { GetQueueAttributesCommand, SendMessageBatchCommand } from '@aws-sdk/cli
 import { inject } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import type { LocalEvent } from '../../local/event-file';
+import type { Denial } from '../../local/iam-gateway';
 import {
   clientEnvironment,
   type LocalStack,
@@ -26,14 +27,27 @@ export interface TestStack extends LocalStack {
   readonly errors: { readonly source: string; readonly error: unknown }[];
   /** The errors as `source: name: message` lines, for an assertion that shows what went wrong. */
   readonly errorLines: () => string[];
+  /** Every AWS call a function's role did not allow, in order. */
+  readonly denials: Denial[];
   /** Every event the aggregator published, repeats included, in order. */
   readonly deliveries: { readonly event: LocalEvent; readonly repeat: boolean }[];
 }
 
-export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock'>;
+export interface TestStackOptions
+  extends Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock' | 'statementsFor'> {
+  /**
+   * Whether the test means calls to be denied. Otherwise `stop()` fails on any call a function's synthesized
+   * role would not allow on AWS, so every end-to-end test also checks the grants. @default false
+   */
+  readonly expectDenials?: boolean;
+}
 
-export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
+export async function startTestStack({
+  expectDenials = false,
+  ...options
+}: TestStackOptions = {}): Promise<TestStack> {
   const errors: TestStack['errors'] = [];
+  const denials: Denial[] = [];
   const deliveries: TestStack['deliveries'] = [];
   // The events file lives in a directory of the stack's own, removed with it: a run leaves nothing in /tmp.
   const directory = await mkdtemp(join(tmpdir(), 'subtask-progress-e2e-'));
@@ -50,6 +64,7 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
     streamBatchingWindowMs: 200,
     onEvent: (event, repeat) => deliveries.push({ event, repeat }),
     onError: (source, error) => errors.push({ source, error }),
+    onDenied: (denial) => denials.push(denial),
     ...options,
   });
   const errorLines = () =>
@@ -79,8 +94,12 @@ export async function startTestStack(options: TestStackOptions = {}): Promise<Te
       db.destroy();
     }
     await rm(directory, { recursive: true, force: true });
+    if (!expectDenials && denials.length > 0) {
+      const calls = denials.map((denial) => `${denial.function}: ${denial.action} on ${denial.resource}`);
+      throw new Error(`The synthesized IAM policies deny calls the functions made:\n${calls.join('\n')}`);
+    }
   };
-  return Object.assign(stack, { errors, deliveries, errorLines, stop });
+  return Object.assign(stack, { errors, denials, deliveries, errorLines, stop });
 }
 
 /** A DynamoDB Streams client on the shared DynamoDB Local, as the stack's own poller reads the stream. */
