@@ -67,6 +67,13 @@ export function localResources(stack: SynthesizedStack, names: LocalResourceName
   };
 }
 
+/** The statements `name`'s role has on these resources, as the synthesized template grants them. */
+export function roleStatements(stack: SynthesizedStack, name: FunctionName, resources: LocalResources) {
+  return z
+    .array(policyStatementSchema)
+    .parse(resolveValue(stack.functions[name].statements, resources.context));
+}
+
 export interface StartFunctionsOptions {
   readonly resources: LocalResources;
   readonly dynamoEndpoint: string;
@@ -128,9 +135,7 @@ export async function startFunctions(
     const started = await Promise.all(
       FUNCTION_NAMES.map(async (name) => {
         const synthesized = stack.functions[name];
-        const resolved = z
-          .array(policyStatementSchema)
-          .parse(resolveValue(synthesized.statements, options.resources.context));
+        const resolved = roleStatements(stack, name, options.resources);
         const gateway = await startIamGateway({
           function: name,
           statements: options.statementsFor?.(name, resolved) ?? resolved,

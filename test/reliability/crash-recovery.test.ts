@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DynamoDBBatchResponse, DynamoDBRecord, SQSBatchResponse } from 'aws-lambda';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom, shuffle } from '../../bench/workload';
 import { changesOf } from '../../lambdas/aggregator/stream-records';
 import { applyBatch, type BatchSummary } from '../../lambdas/applier/apply-batch';
@@ -11,6 +11,7 @@ import { isTerminalState } from '../../lambdas/core/subtask-status';
 import type { TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { EVENTS } from '../../lambdas/service-settings';
+import type { TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { SILENT_LOG } from '../support/applier-harness';
 import {
@@ -20,6 +21,7 @@ import {
   type TestQueues,
   type TestTable,
 } from '../support/aws';
+import { roleEndpoint, roleSqsClient, roleStore } from '../support/role-gateways';
 import { bundleChildren, type ChildBundles, LambdaProcess, WarmProcesses } from './crash-process';
 import {
   APPLIER_KILL_POINTS,
@@ -77,21 +79,27 @@ let table: TestTable;
 let queues: TestQueues;
 let deadLetters: DeadLetterQueue;
 
+let applierStore: TaskStore;
+let applierEndpoint: string;
+
 beforeAll(async () => {
   [table, queues, bundles] = await Promise.all([newTaskTable(), newStatusQueues(), bundleChildren()]);
-  deadLetters = new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl);
+  // The applier's calls, in this process and in its children, go through the applier's synthesized role.
+  applierEndpoint = await roleEndpoint('applier', table, queues);
+  applierStore = await roleStore('applier', table, queues);
+  deadLetters = new DeadLetterQueue(await roleSqsClient('applier', table, queues), queues.deadLetterQueueUrl);
 });
 
 afterAll(async () => {
   await bundles?.remove();
 });
 
-/** What every deployed function gets, pointed at the emulators. */
-function awsEnvironment(): NodeJS.ProcessEnv {
+/** What every deployed function gets, pointed at the gateway that enforces its role in front of the emulators. */
+function awsEnvironment(endpoint: string): NodeJS.ProcessEnv {
   return {
     PATH: process.env.PATH,
-    AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
-    AWS_ENDPOINT_URL_SQS: inject('sqsEndpoint'),
+    AWS_ENDPOINT_URL_DYNAMODB: endpoint,
+    AWS_ENDPOINT_URL_SQS: endpoint,
     AWS_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
@@ -104,15 +112,20 @@ function awsEnvironment(): NodeJS.ProcessEnv {
 
 function applierEnvironment(): NodeJS.ProcessEnv {
   return {
-    ...awsEnvironment(),
+    ...awsEnvironment(applierEndpoint),
     TABLE_NAME: table.tableName,
     DEAD_LETTER_QUEUE_URL: queues.deadLetterQueueUrl,
     RECEIVE_LIMIT: String(RECEIVE_LIMIT),
   };
 }
 
-function aggregatorEnvironment(tableName: string, eventsFile: string): NodeJS.ProcessEnv {
-  return { ...awsEnvironment(), TABLE_NAME: tableName, EVENT_BUS_NAME: 'default', EVENTS_FILE: eventsFile };
+function aggregatorEnvironment(endpoint: string, tableName: string, eventsFile: string): NodeJS.ProcessEnv {
+  return {
+    ...awsEnvironment(endpoint),
+    TABLE_NAME: tableName,
+    EVENT_BUS_NAME: 'default',
+    EVENTS_FILE: eventsFile,
+  };
 }
 
 /** The point killed least so far, ties broken at random, so that every point gets its share. */
@@ -143,7 +156,7 @@ async function applyHealthy(
   batch: readonly Delivery[],
 ): Promise<{ retry: Delivery[]; summary: BatchSummary }> {
   const { retry, summary } = await applyBatch(batch, {
-    store: table.store,
+    store: applierStore,
     deadLetters,
     log: SILENT_LOG,
     receiveLimit: RECEIVE_LIMIT,
@@ -383,16 +396,22 @@ describe('an applier killed mid-batch', () => {
 
 describe('an aggregator killed mid-batch', () => {
   let foldTable: TestTable;
+  let foldApplierStore: TaskStore;
+  let aggregatorEndpoint: string;
   let tap: StreamTap;
   let eventsFile: string;
 
   beforeAll(async () => {
     foldTable = await newTaskTable();
+    [foldApplierStore, aggregatorEndpoint] = await Promise.all([
+      roleStore('applier', foldTable, queues),
+      roleEndpoint('aggregator', foldTable),
+    ]);
     tap = new StreamTap(streamsClient(), foldTable.streamArn);
     eventsFile = join(bundles.directory, 'events.jsonl');
   });
 
-  const foldEnvironment = () => aggregatorEnvironment(foldTable.tableName, eventsFile);
+  const foldEnvironment = () => aggregatorEnvironment(aggregatorEndpoint, foldTable.tableName, eventsFile);
 
   async function publishedEvents(): Promise<ServiceEvent[]> {
     const text = await readFile(eventsFile, 'utf8').catch(() => '');
@@ -405,7 +424,7 @@ describe('an aggregator killed mid-batch', () => {
   /** Applies every delivery with a healthy applier: the statuses are in, the fold has not run yet. */
   async function applyAll(deliveries: readonly Delivery[]): Promise<void> {
     const { retry } = await applyBatch(deliveries, {
-      store: foldTable.store,
+      store: foldApplierStore,
       deadLetters,
       log: SILENT_LOG,
       receiveLimit: RECEIVE_LIMIT,

@@ -1,3 +1,4 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom, shuffle } from '../../bench/workload';
@@ -11,6 +12,7 @@ import { startStreamPoller } from '../../local/stream-poller';
 import { SILENT_LOG } from '../support/applier-harness';
 import { newStatusQueues, newTaskTable, streamsClient, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, messageBody, subtaskIds, T0, terminal } from '../support/factories';
+import { roleDynamoClient, roleSqsClient, roleStore } from '../support/role-gateways';
 import {
   aggregatorHandler,
   auditTasks,
@@ -39,17 +41,26 @@ import {
 let table: TestTable;
 let tap: StreamTap;
 let deadLetters: DeadLetterQueue;
+let applierStore: TaskStore;
+let aggregatorStore: TaskStore;
+let aggregatorClient: DynamoDBClient;
 
 beforeAll(async () => {
   const [created, queues] = await Promise.all([newTaskTable(), newStatusQueues()]);
   table = created;
   tap = new StreamTap(streamsClient(), table.streamArn);
-  deadLetters = new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl);
+  // The functions under test call the table through their synthesized roles; arranging and auditing do not.
+  [applierStore, aggregatorStore, aggregatorClient] = await Promise.all([
+    roleStore('applier', table, queues),
+    roleStore('aggregator', table),
+    roleDynamoClient('aggregator', table),
+  ]);
+  deadLetters = new DeadLetterQueue(await roleSqsClient('applier', table, queues), queues.deadLetterQueueUrl);
 });
 
 async function apply(deliveries: readonly Delivery[]): Promise<void> {
   const { retry } = await applyBatch(deliveries, {
-    store: table.store,
+    store: applierStore,
     deadLetters,
     log: SILENT_LOG,
     receiveLimit: 1_000,
@@ -57,7 +68,7 @@ async function apply(deliveries: readonly Delivery[]): Promise<void> {
   expect(retry).toEqual([]);
 }
 
-function fold(records: readonly DynamoDBRecord[], store: TaskStore = table.store) {
+function fold(records: readonly DynamoDBRecord[], store: TaskStore = aggregatorStore) {
   return foldUntilDone(records, { store, events: new RecordingPublisher(), now: Date.now });
 }
 
@@ -169,7 +180,7 @@ describe('the fold on a real stream', () => {
       private resume: Promise<void>;
       private signalPaused: () => void = () => undefined;
       constructor(private readonly after: 'readShard' | 'getCounters') {
-        super(documentClient(table.client), table.tableName);
+        super(documentClient(aggregatorClient), table.tableName);
         this.paused = new Promise((resolve) => {
           this.signalPaused = resolve;
         });
@@ -213,7 +224,7 @@ describe('the fold on a real stream', () => {
     const a = foldShard(slowRecount, taskId, 0, Date.now);
     await slowRecount.paused;
     await deliver(1);
-    await foldShard(table.store, taskId, 0, Date.now);
+    await foldShard(aggregatorStore, taskId, 0, Date.now);
     const newer = await table.store.getTask(taskId);
     slowRecount.go();
     await a;
@@ -225,7 +236,7 @@ describe('the fold on a real stream', () => {
     const c = foldShard(slowTotals, taskId, 0, Date.now);
     await slowTotals.paused;
     await deliver(3);
-    await foldShard(table.store, taskId, 0, Date.now);
+    await foldShard(aggregatorStore, taskId, 0, Date.now);
     const newest = await table.store.getTask(taskId);
     slowTotals.go();
     await c;
@@ -323,7 +334,7 @@ describe('the fold on a real stream', () => {
     const lostLast = await tap.read();
     const staleAfterLoss = await table.store.getTask(taskId);
     const exactBeforeReconcile = await exact(taskId);
-    await reconcileTask(table.store, taskId, Date.now);
+    await reconcileTask(aggregatorStore, taskId, Date.now);
 
     expect(lostFirst.length).toBeGreaterThan(0);
     expect(lostLast.length).toBeGreaterThan(0);
@@ -351,10 +362,14 @@ describe('the fold on a real stream', () => {
         body: messageBody(taskId, terminal(subtaskId)),
         receiveCount: 1,
       })),
-      { store: own.store, deadLetters, log: SILENT_LOG, receiveLimit: 1_000 },
+      { store: await roleStore('applier', own), deadLetters, log: SILENT_LOG, receiveLimit: 1_000 },
     );
     const errors: string[] = [];
-    const handler = aggregatorHandler({ store: own.store, events: new RecordingPublisher(), now: Date.now });
+    const handler = aggregatorHandler({
+      store: await roleStore('aggregator', own),
+      events: new RecordingPublisher(),
+      now: Date.now,
+    });
     const poller = startStreamPoller({
       streams: streamsClient(),
       streamArn: own.streamArn,

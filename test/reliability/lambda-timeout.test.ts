@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { seededRandom } from '../../bench/workload';
 import { applyBatch } from '../../lambdas/applier/apply-batch';
@@ -24,6 +25,7 @@ import {
   T0,
   terminal,
 } from '../support/factories';
+import { roleDynamoClient, roleSqsClient, roleStore } from '../support/role-gateways';
 import {
   type Audit,
   allSubtasks,
@@ -56,10 +58,17 @@ const RESERVE_MS = 1_000;
 let table: TestTable;
 let queues: TestQueues;
 let deadLetters: DeadLetterQueue;
+let applierClient: DynamoDBClient;
+let applierStore: TaskStore;
 
 beforeAll(async () => {
   [table, queues] = await Promise.all([newTaskTable(), newStatusQueues()]);
-  deadLetters = new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl);
+  // The applier under test calls the table and the queue through its synthesized role.
+  [applierClient, applierStore] = await Promise.all([
+    roleDynamoClient('applier', table, queues),
+    roleStore('applier', table, queues),
+  ]);
+  deadLetters = new DeadLetterQueue(await roleSqsClient('applier', table, queues), queues.deadLetterQueueUrl);
 });
 
 /** One invocation's clock: `budgetMs` to start with, spent by store calls and backoff waits. */
@@ -90,7 +99,7 @@ class SlowTaskStore extends TaskStore {
     /** Runs once the subtasks of a cycle were read, before its writes: a concurrent writer's chance. */
     private readonly afterRead: () => Promise<void> = async () => undefined,
   ) {
-    super(documentClient(table.client), table.tableName);
+    super(documentClient(applierClient), table.tableName);
   }
 
   private async timed<T>(call: Promise<T>): Promise<T> {
@@ -211,7 +220,7 @@ describe('an applier running out of Lambda time', () => {
     const afterFirst = await allSubtasks(table.store, task);
     const second = await applyBatch(
       batch.map((d) => ({ ...d, receiveCount: 2 })),
-      { store: table.store, deadLetters, log: SILENT_LOG, receiveLimit: Number.POSITIVE_INFINITY },
+      { store: applierStore, deadLetters, log: SILENT_LOG, receiveLimit: Number.POSITIVE_INFINITY },
     );
     const afterSecond = await allSubtasks(table.store, task);
 

@@ -32,6 +32,7 @@ import {
   uniqueName,
 } from '../support/aws';
 import { initializeRequest, lambdaContext, subtaskIds, T0, terminal } from '../support/factories';
+import { roleSqsClient, roleStore } from '../support/role-gateways';
 import {
   applierHandler,
   auditTasks,
@@ -452,13 +453,14 @@ async function sendAll(
   return ids;
 }
 
-function handlerFor(
-  table: TestTable,
-  queues: { readonly client: SQSClient; readonly deadLetterQueueUrl: string },
-) {
+/** The applier as deployed: the table and the dead-letter queue through its synthesized role. */
+async function handlerFor(table: TestTable, queues: TestQueues) {
   const handler = applierHandler({
-    store: table.store,
-    deadLetters: new DeadLetterQueue(queues.client, queues.deadLetterQueueUrl),
+    store: await roleStore('applier', table, queues),
+    deadLetters: new DeadLetterQueue(
+      await roleSqsClient('applier', table, queues),
+      queues.deadLetterQueueUrl,
+    ),
     receiveLimit: STATUS_QUEUE.receiveLimit,
   });
   return (event: SQSEvent) => handler(event, lambdaContext());
@@ -538,7 +540,7 @@ describe('poison messages among good ones', () => {
     sent = new Map(
       messages.map(({ row, body }, index) => [ids[index] ?? '', { body, index, ...(row ? { row } : {}) }]),
     );
-    outcome = await drain(queues.client, queues.queueUrl, handlerFor(table, queues));
+    outcome = await drain(queues.client, queues.queueUrl, await handlerFor(table, queues));
     // Ask for one more than should come, to see that nothing else was dead-lettered.
     const received = await receiveAll(queues.client, queues.deadLetterQueueUrl, POISON.length + 1, 1);
     letters = new Map(
@@ -695,7 +697,7 @@ describe('a poison body too large to dead-letter with its reason', () => {
       const huge = 'x'.repeat(bytes);
       const [hugeId, smallId] = await sendAll(sqs, queues.queueUrl, [huge, 'not json']);
 
-      const outcome = await drain(sqs, queues.queueUrl, handlerFor(table, queues));
+      const outcome = await drain(sqs, queues.queueUrl, await handlerFor(table, queues));
       const received = await receiveAll(sqs, queues.deadLetterQueueUrl, 3, 1);
 
       // Refused by the dead-letter queue, it is handed back on every delivery; the small one is not held up.

@@ -50,6 +50,7 @@ import {
   uniqueName,
 } from '../support/aws';
 import { initializeRequest, lambdaContext, messageBody, T0, terminal } from '../support/factories';
+import { roleDynamoClient } from '../support/role-gateways';
 import {
   allSubtasks,
   applierHandler,
@@ -225,14 +226,21 @@ function taskIdOf(pk: unknown): string {
 }
 
 let table: TestTable;
-/** The unmocked client the faulty ones pass their calls through to. */
-let real: DynamoDBDocumentClient;
+/** Unmocked clients through each function's synthesized role: the faulty ones pass their calls to these. */
+let roles: Record<'applier' | 'aggregator', DynamoDBDocumentClient>;
+/** The operator's client, for what no function does (removing an item). */
+let direct: DynamoDBDocumentClient;
+let applierStore: TaskStore;
+let aggregatorStore: TaskStore;
 let tap: StreamTap;
 /** Queues for tests that expect no dead letter at all. */
 let fileQueues: TestQueues;
 
 /** DynamoDB answers part of a batch read and hands the rest back as unprocessed; here, the second half. */
-async function partialBatchGet(input: BatchGetCommandInput): Promise<BatchGetCommandOutput> {
+async function partialBatchGet(
+  real: DynamoDBDocumentClient,
+  input: BatchGetCommandInput,
+): Promise<BatchGetCommandOutput> {
   const [tableName, request] = Object.entries(input.RequestItems ?? {})[0] ?? [];
   if (tableName === undefined || request === undefined) return real.send(new BatchGetCommand(input));
   const keys = request.Keys ?? [];
@@ -240,7 +248,7 @@ async function partialBatchGet(input: BatchGetCommandInput): Promise<BatchGetCom
   const output: BatchGetCommandOutput =
     answered.length === 0
       ? { Responses: { [tableName]: [] }, $metadata: {} }
-      : await real.send(
+      : await direct.send(
           new BatchGetCommand({ RequestItems: { [tableName]: { ...request, Keys: answered } } }),
         );
   return { ...output, UnprocessedKeys: { [tableName]: { ...request, Keys: keys.slice(answered.length) } } };
@@ -257,7 +265,8 @@ async function faultyWrite(kind: FaultKind, injector: FaultInjector, send: () =>
 }
 
 /** A document client on DynamoDB Local that fails the calls `injector` chooses. */
-function faultyClient(injector: FaultInjector): DynamoDBDocumentClient {
+function faultyClient(injector: FaultInjector, role: keyof typeof roles): DynamoDBDocumentClient {
+  const real = roles[role];
   // Its own `send` is replaced: nothing goes out through this client but what the fakes pass to `real`.
   const faulty = documentClient(table.client);
   const mock = mockClient(faulty);
@@ -272,7 +281,7 @@ function faultyClient(injector: FaultInjector): DynamoDBDocumentClient {
     const kind = injector.choose('BatchGetItem', taskIdOf(keys[0]?.pk));
     if (kind === undefined) return injector.track(real.send(new BatchGetCommand(input)));
     injector.record(kind);
-    if (kind === 'UnprocessedKeys') return injector.track(partialBatchGet(input));
+    if (kind === 'UnprocessedKeys') return injector.track(partialBatchGet(real, input));
     throw faultError(kind);
   });
   mock.on(QueryCommand).callsFake(async (input: QueryCommandInput) => {
@@ -295,8 +304,8 @@ function faultyClient(injector: FaultInjector): DynamoDBDocumentClient {
 }
 
 /** A store on the faulty client; no jitter, so retries of unprocessed keys do not wait. */
-function faultyStore(injector: FaultInjector): TaskStore {
-  return new TaskStore(faultyClient(injector), table.tableName, undefined, () => 0);
+function faultyStore(injector: FaultInjector, role: keyof typeof roles = 'applier'): TaskStore {
+  return new TaskStore(faultyClient(injector, role), table.tableName, undefined, () => 0);
 }
 
 /** Fails the first call of `operation` for `taskId` with `kind`, once. */
@@ -311,7 +320,14 @@ function onceOn(kind: FaultKind, operation: Operation, taskId: string): FaultInj
 
 beforeAll(async () => {
   table = await newTaskTable();
-  real = documentClient(table.client);
+  direct = documentClient(table.client);
+  // Applier and fold stores go through the functions' synthesized roles; the faults are injected in front.
+  roles = {
+    applier: documentClient(await roleDynamoClient('applier', table)),
+    aggregator: documentClient(await roleDynamoClient('aggregator', table)),
+  };
+  applierStore = new TaskStore(roles.applier, table.tableName);
+  aggregatorStore = new TaskStore(roles.aggregator, table.tableName);
   tap = new StreamTap(streamsClient(), table.streamArn);
   fileQueues = await newStatusQueues();
 });
@@ -495,7 +511,7 @@ async function twoAppliedTasks(label: string) {
   const { retry } = await applyBatch(
     [...fixture.deliveries(fixture.a, 1), ...fixture.deliveries(fixture.b, 1)],
     {
-      store: table.store,
+      store: applierStore,
       deadLetters: new DeadLetterQueue(fileQueues.client, fileQueues.deadLetterQueueUrl),
       log: SILENT_LOG,
       receiveLimit: STATUS_QUEUE.receiveLimit,
@@ -538,7 +554,7 @@ describe('the aggregator meets a DynamoDB fault in a fold', () => {
     async ({ kind, operation }) => {
       const { a, b, tasks, records } = await twoAppliedTasks(`fold-${kind}-${operation}`);
       const injector = onceOn(kind, operation, a.taskId);
-      const store = faultyStore(injector);
+      const store = faultyStore(injector, 'aggregator');
       const events = new RecordingPublisher();
       const before = await table.store.getTask(a.taskId);
 
@@ -556,7 +572,7 @@ describe('the aggregator meets a DynamoDB fault in a fold', () => {
               { store, events, now: Date.now },
             ));
       const after = await table.store.getTask(a.taskId);
-      await foldUntilDone(await tap.read(), { store: table.store, events, now: Date.now });
+      await foldUntilDone(await tap.read(), { store: aggregatorStore, events, now: Date.now });
 
       expect(injector.injected[kind]).toBe(1);
       if (FAULTS[kind].once === 'retried') {
@@ -599,7 +615,7 @@ describe('the aggregator meets a DynamoDB fault in a fold', () => {
         }
         return super.readShard(task, shard);
       }
-    })(real, table.tableName);
+    })(roles.aggregator, table.tableName);
 
     const result = await foldBatch(records, {
       store: failing,
@@ -628,7 +644,11 @@ describe('EventBridge fails to take a Task Ended event', () => {
     '$name: the batch resumes from the ending record and the event is published',
     async ({ fault }) => {
       const { a, b, records } = await twoAppliedTasks(`events-${fault}`);
-      await foldUntilDone(records, { store: table.store, events: new RecordingPublisher(), now: Date.now });
+      await foldUntilDone(records, {
+        store: aggregatorStore,
+        events: new RecordingPublisher(),
+        now: Date.now,
+      });
       const endings = await tap.read();
       const eventBridge = new EventBridgeClient({ region: 'us-east-1' });
       const mock = mockClient(eventBridge);
@@ -656,13 +676,18 @@ describe('EventBridge fails to take a Task Ended event', () => {
       ];
       const ended = await versions();
 
-      const first = await foldBatch(endings, { store: table.store, events, log: SILENT_LOG, now: Date.now });
+      const first = await foldBatch(endings, {
+        store: aggregatorStore,
+        events,
+        log: SILENT_LOG,
+        now: Date.now,
+      });
       const firstEnding = endings.find((record) =>
         changesOf(record).some((change) => change.kind === 'task-ended'),
       );
       const deliveries = await foldUntilDone(
         endings.slice(endings.findIndex((record) => record.dynamodb?.SequenceNumber === first.resumeFrom)),
-        { store: table.store, events, now: Date.now },
+        { store: aggregatorStore, events, now: Date.now },
       );
 
       expect(first.resumeFrom).toBe(firstEnding?.dynamodb?.SequenceNumber);
@@ -719,7 +744,7 @@ describe('DynamoDB faults under load', () => {
     );
     const applierFaults = randomFaults(random, 0.2);
     const foldFaults = randomFaults(random, 0.2);
-    const foldStore = faultyStore(foldFaults);
+    const foldStore = faultyStore(foldFaults, 'aggregator');
     const events = new RecordingPublisher();
     const fold = { records: 0, batches: 0, deliveries: 0 };
     let appliersDone = false;
@@ -881,8 +906,8 @@ describe('a store that lost its data', () => {
     await table.store.initialize(initializeRequest(expiredTask, 2, { ttlDays: 16 }), T0);
     await table.store.initialize(initializeRequest(partialTask, 2, { ttlDays: 16 }), T0);
     // TTL deletes items one by one, in no order: here the first task lost its task item, the second one subtask.
-    await real.send(new DeleteCommand({ TableName: table.tableName, Key: taskKey(expiredTask) }));
-    await real.send(
+    await direct.send(new DeleteCommand({ TableName: table.tableName, Key: taskKey(expiredTask) }));
+    await direct.send(
       new DeleteCommand({ TableName: table.tableName, Key: subtaskKey(partialTask, 0, 'sub-00001') }),
     );
     const toExpired = messageBody(expiredTask, terminal('sub-00000'));
@@ -937,7 +962,7 @@ describe('a store that lost its data', () => {
         },
       ],
       {
-        store: table.store,
+        store: applierStore,
         deadLetters: new DeadLetterQueue(fileQueues.client, fileQueues.deadLetterQueueUrl),
         log: SILENT_LOG,
         receiveLimit: STATUS_QUEUE.receiveLimit,
@@ -945,13 +970,13 @@ describe('a store that lost its data', () => {
     );
     expect(retry).toEqual([]);
     const events = new RecordingPublisher();
-    await foldUntilDone(await tap.read(), { store: table.store, events, now: Date.now });
+    await foldUntilDone(await tap.read(), { store: aggregatorStore, events, now: Date.now });
     const beforeRemoval = await table.store.getTask(taskId);
     // The running subtask's item goes (TTL or an operator); the stream says so, and the fold recounts.
-    await real.send(
+    await direct.send(
       new DeleteCommand({ TableName: table.tableName, Key: subtaskKey(taskId, 0, 'sub-00001') }),
     );
-    await foldUntilDone(await tap.read(), { store: table.store, events, now: Date.now });
+    await foldUntilDone(await tap.read(), { store: aggregatorStore, events, now: Date.now });
     const afterFold = await table.store.getTask(taskId);
     // The sweeper's idle recount does the same.
     await reconcileTask(table.store, taskId, Date.now);
