@@ -1,6 +1,5 @@
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, shuffle } from '../../bench/workload';
 import { foldShard, reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { applyBatch } from '../../lambdas/applier/apply-batch';
 import { documentClient } from '../../lambdas/aws-clients';
@@ -11,6 +10,7 @@ import { startStreamPoller } from '../../local/stream-poller';
 import { SILENT_LOG } from '../support/applier-harness';
 import { newStatusQueues, newTaskTable, streamsClient, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, messageBody, subtaskIds, T0, terminal } from '../support/factories';
+import { seededRandom, shuffle } from '../support/workload';
 import {
   aggregatorHandler,
   auditTasks,

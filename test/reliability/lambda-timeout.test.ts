@@ -1,6 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom } from '../../bench/workload';
 import { applyBatch } from '../../lambdas/applier/apply-batch';
 import { documentClient } from '../../lambdas/aws-clients';
 import { parseStatusMessage } from '../../lambdas/core/status-message';
@@ -24,6 +23,7 @@ import {
   T0,
   terminal,
 } from '../support/factories';
+import { seededRandom } from '../support/workload';
 import {
   type Audit,
   allSubtasks,
