@@ -12,7 +12,7 @@ import { createAggregatorHandler } from '../lambdas/aggregator/stream-handler';
 import type * as ApiEntry from '../lambdas/api/handler';
 import type * as ApplierEntry from '../lambdas/applier/handler';
 import { documentClient } from '../lambdas/aws-clients';
-import { ENVIRONMENT, STATUS_QUEUE } from '../lambdas/service-settings';
+import { ENVIRONMENT, METRICS, STATUS_QUEUE, serviceName } from '../lambdas/service-settings';
 import { TaskStore } from '../lambdas/store/task-store';
 import { type SweepSummary, sweep } from '../lambdas/sweeper/sweep';
 import {
@@ -351,8 +351,8 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
       store,
       events,
       now: Date.now,
-      logger: new Logger({ serviceName: 'subtask-progress-aggregator' }),
-      metrics: new Metrics({ namespace: 'SubtaskProgress', serviceName: 'aggregator' }),
+      logger: new Logger({ serviceName: serviceName('aggregator') }),
+      metrics: new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.services.aggregator }),
     });
     const aggregator = async (event: DynamoDBStreamEvent, context: Context) => {
       const response = await aggregate(event, context);
@@ -453,7 +453,7 @@ interface RunningSweeper {
  * takes well under its minute). A timed run that fails is reported and the next one tries again.
  */
 function startSweeper(options: SweeperOptions): RunningSweeper {
-  const log = new Logger({ serviceName: 'subtask-progress-sweeper' });
+  const log = new Logger({ serviceName: serviceName('sweeper') });
   let last: Promise<unknown> = Promise.resolve();
   let timer: NodeJS.Timeout | undefined;
   let stopping = false;
