@@ -177,9 +177,10 @@ export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependen
       ) {
         return httpError(400, 'BadRequest', error.message);
       }
-      if (error instanceof InitializeConflictError || error instanceof CancelConflictError) {
-        return httpError(409, 'Conflict', error.message);
+      if (error instanceof InitializeConflictError) {
+        return httpError(409, 'Conflict', error.message, error.fields);
       }
+      if (error instanceof CancelConflictError) return httpError(409, 'Conflict', error.message);
       logger.error('Request failed', { error, routeKey: event.routeKey, path: event.rawPath });
       return httpError(500, 'InternalError', 'The request could not be served; try again later');
     }
