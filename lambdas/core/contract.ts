@@ -1,10 +1,13 @@
 /**
- * The HTTP API's error answers, as the API writes them and the client reads them: every error is
- * `{error, message}`, and a 409 of an initialize also names the conflicting `fields`, so that no caller has to
- * read them out of the message. Pure schemas, no AWS: the client imports this and nothing else of the server for
- * its errors.
+ * What the HTTP API and its client must agree on beyond JSON: the error answers, as the API writes them and the
+ * client reads them (every error is `{error, message}`, and a 409 of an initialize also names the conflicting
+ * `fields`, so that no caller has to read them out of the message), and the limits of a request. Pure schemas
+ * and constants, no AWS: the client imports this rather than the API's modules.
  */
 import { z } from 'zod';
+
+/** Subtasks one `PUT /tasks/{task_id}` may create, listed or numbered. */
+export const MAX_SUBTASKS = 1_000_000;
 
 /** The `error` of an error answer: what went wrong, by name. */
 export const ERROR_CODES = ['BadRequest', 'NotFound', 'Conflict', 'InternalError'] as const;
