@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { sleep } from '../lambdas/store/backoff';
+import type { Delivery } from '../test/support/workload';
 import type { BatchOutcome, MayStart } from './types';
-import type { Delivery } from './workload';
 
 /**
  * Stands in for SQS and Lambda's event source mapping: `appliers` concurrent invocations each take the next

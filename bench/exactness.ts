@@ -1,6 +1,6 @@
 import { isTerminalState, sameStatus } from '../lambdas/core/subtask-status';
+import type { ExpectedProgress } from '../test/support/workload';
 import type { FinalState } from './types';
-import type { ExpectedProgress } from './workload';
 
 /**
  * Whether a run ended exactly where the ground truth says: every delivered terminal status counted once into the

@@ -2,6 +2,7 @@ import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamod
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { createTaskTable } from '../local/resources';
+import { expectedProgress, type Workload } from '../test/support/workload';
 import { drive } from './driver';
 import { exactnessProblems } from './exactness';
 import { type StreamedModel, streamedModel, type TransactionalModel, transactionalModel } from './model';
@@ -15,7 +16,6 @@ import type {
   StreamedFigures,
   TransactionalFigures,
 } from './types';
-import { expectedProgress, type Workload } from './workload';
 
 /** One row of the bench: a strategy applying one workload with a given concurrency and Lambda batch size. */
 

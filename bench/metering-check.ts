@@ -20,9 +20,9 @@ import {
   queryReadUnits,
   singleWriteUnits,
   writeUnitsForBytes,
-} from './metering';
+} from '../test/support/metering';
+import { subtaskIdsFor } from '../test/support/workload';
 import { MODEL_SUBTASKS } from './model';
-import { subtaskIdsFor } from './workload';
 
 /**
  * Before the runs, the metering prices the exact item shapes the runs write, and DynamoDB Local prices the same

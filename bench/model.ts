@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { initializeTask } from '../lambdas/core/task';
 import { shardSizes, writeShardCount } from '../lambdas/core/write-shards';
 import { taskItem } from '../lambdas/store/task-items';
-import { itemBytes, itemReadUnits, writeUnitsForBytes } from './metering';
+import { itemBytes, itemReadUnits, writeUnitsForBytes } from '../test/support/metering';
+import { subtaskIdsFor } from '../test/support/workload';
 import type { StreamedFigures } from './types';
-import { subtaskIdsFor } from './workload';
 
 /**
  * The model for real DynamoDB: how many statuses a second one task can take, from a row's measured per-status

@@ -50,7 +50,7 @@ export const USAGE = `npm run bench -- [options]
   --strategies=a,b      ${STRATEGY_NAMES.join(', ')}
   --every               run every combination; by default cells that add nothing are skipped (and listed)
   --seed=42             workload seed
-  --out=bench/results.json
+  --out=FILE            the results JSON (default: .bench/results.json, git-ignored)
   --row-budget=SECONDS  each row stops taking new deliveries after this long (quick: ${QUICK.rowBudgetSeconds}, full: ${FULL.rowBudgetSeconds});
                         the deliveries it took are seen through and checked for exactness
   --stack-lag=on|off    also measure read lag on the whole local stack (SQS → applier → stream → aggregator →
@@ -95,7 +95,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       strategies: { type: 'string' },
       every: { type: 'boolean', default: false },
       seed: { type: 'string', default: '42' },
-      out: { type: 'string', default: 'bench/results.json' },
+      out: { type: 'string', default: '.bench/results.json' },
       'row-budget': { type: 'string' },
       'stack-lag': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },

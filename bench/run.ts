@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { documentClient } from '../lambdas/aws-clients';
@@ -12,6 +13,7 @@ import {
   startDynamoDbLocal,
 } from '../local/emulators';
 import { createTaskTable } from '../local/resources';
+import { generateWorkload, type Workload } from '../test/support/workload';
 import { type RowResult, runExperiment } from './experiment';
 import { checkMetering } from './metering-check';
 import { type BenchOptions, HEADLINE, parseOptions, planCells, USAGE } from './plan';
@@ -32,12 +34,12 @@ import {
   targetsText,
 } from './report';
 import { measureStackLag, type StackLagResult } from './stack-lag';
-import { generateWorkload, type Workload } from './workload';
 
 /**
  * `npm run bench [-- options]`: starts DynamoDB Local in memory, runs each planned row on a fresh table with the
- * service's own code, prints the tables and writes `bench/results.json`. Exits 1 when any row's final counts are
- * not exact, a row could not finish, or the metering disagrees with DynamoDB Local where it can be checked.
+ * service's own code, prints the tables and writes `.bench/results.json` (git-ignored; `--out` to change). Exits 1
+ * when any row's final counts are not exact, a row could not finish, or the metering disagrees with DynamoDB Local
+ * where it can be checked.
  */
 
 // The SDK's notice that its 2027 releases need Node 22 would interleave with the tables, and so would the
@@ -233,6 +235,7 @@ async function runAll(options: BenchOptions, emulator: RunningEmulator): Promise
     targets,
     exitCode: failures.length > 0 || meteringFailures.length > 0 || stackFailures.length > 0 ? 1 : 0,
   };
+  await mkdir(dirname(options.out), { recursive: true });
   await writeFile(options.out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(
     `\nWrote ${options.out} after ${seconds(Date.now() - started)}; load average ${loadavg()

@@ -11,8 +11,8 @@ import { AGGREGATOR, APPLIER } from '../lambdas/service-settings';
 import { TaskStore } from '../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators';
 import { startLocalStack } from '../local/local-stack';
+import { type Delivery, expectedProgress, subtaskIdsFor, type Workload } from '../test/support/workload';
 import { percentile } from './streamed/read-lag';
-import { type Delivery, expectedProgress, subtaskIdsFor, type Workload } from './workload';
 
 /**
  * Read lag end to end on the whole local stack (`startLocalStack`): statuses sent to the SQS queue, the applier

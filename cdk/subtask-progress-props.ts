@@ -3,13 +3,7 @@ import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import { AGGREGATOR, APPLIER, STATUS_QUEUE } from '../lambdas/service-settings';
-
-/** The API function's defaults; its timeout just under the 30 s an HTTP API integration waits. */
-const API_FUNCTION = { timeoutSeconds: 29, memoryMiB: 256, reservedConcurrency: 10 } as const;
-
-/** The sweeper reads only what is due; a minute covers a sweep and matches its schedule. */
-const SWEEPER_FUNCTION = { timeoutSeconds: 60, memoryMiB: 512 } as const;
+import { AGGREGATOR, API, APPLIER, STATUS_QUEUE, SWEEPER } from '../lambdas/service-settings';
 
 /** Defaults of the default stage's throttling, sized for dashboards and CLIs polling a few tasks each. */
 const API_THROTTLING = { rateLimit: 50, burstLimit: 100 } as const;
@@ -57,7 +51,7 @@ export interface SubtaskProgressAlarmThresholds {
    * Age, in minutes, of the newest stream record the aggregator last read above which the alarm goes off.
    * Must be well under the stream's 24-hour retention.
    *
-   * @default AGGREGATOR.iteratorAgeAlarmMinutes from `lambdas/service-settings.ts` (15)
+   * @default 15
    */
   readonly iteratorAgeMinutes?: number;
 
@@ -96,42 +90,42 @@ export interface SubtaskProgressProps {
    * Most applier invocations the status queue may run at once. Statuses of a hot task contend only per
    * subtask, so this is sized for many tasks at once.
    *
-   * @default APPLIER.maxConcurrency from `lambdas/service-settings.ts` (50)
+   * @default 50
    */
   readonly maxConcurrency?: number;
 
   /**
    * Status messages per applier invocation (1–10,000; over 10 needs a batching window of at least 1 s).
    *
-   * @default APPLIER.batchSize (100)
+   * @default 100
    */
   readonly applierBatchSize?: number;
 
   /**
    * How long the status queue's event source gathers messages before invoking the applier (0–300 s).
    *
-   * @default Duration.seconds(APPLIER.maxBatchingWindowSeconds) (1 s)
+   * @default Duration.seconds(1)
    */
   readonly applierMaxBatchingWindow?: Duration;
 
   /**
    * Timeout of the applier (1–900 s). The status queue's visibility timeout is 6 times this.
    *
-   * @default Duration.seconds(APPLIER.timeoutSeconds) (30 s)
+   * @default Duration.seconds(30)
    */
   readonly applierTimeout?: Duration;
 
   /**
    * Memory of the applier, in MiB (128–10,240).
    *
-   * @default APPLIER.memoryMiB (512)
+   * @default 512
    */
   readonly applierMemorySize?: number;
 
   /**
    * Stream records per aggregator invocation (1–10,000).
    *
-   * @default AGGREGATOR.batchSize (1,000)
+   * @default 1000
    */
   readonly aggregatorBatchSize?: number;
 
@@ -139,28 +133,28 @@ export interface SubtaskProgressProps {
    * How long the stream's event source gathers records before invoking the aggregator (0–300 s). Longer
    * windows let one recount cover more statuses of a hot shard, and delay progress by as much.
    *
-   * @default Duration.seconds(AGGREGATOR.maxBatchingWindowSeconds) (1 s)
+   * @default Duration.seconds(1)
    */
   readonly aggregatorMaxBatchingWindow?: Duration;
 
   /**
    * Concurrent batches per stream shard (1–10).
    *
-   * @default AGGREGATOR.parallelizationFactor (2)
+   * @default 2
    */
   readonly aggregatorParallelizationFactor?: number;
 
   /**
    * Timeout of the aggregator (1–900 s).
    *
-   * @default Duration.seconds(AGGREGATOR.timeoutSeconds) (60 s)
+   * @default Duration.seconds(60)
    */
   readonly aggregatorTimeout?: Duration;
 
   /**
    * Memory of the aggregator, in MiB (128–10,240).
    *
-   * @default AGGREGATOR.memoryMiB (512)
+   * @default 512
    */
   readonly aggregatorMemorySize?: number;
 
@@ -168,7 +162,7 @@ export interface SubtaskProgressProps {
    * Concurrency reserved for the aggregator, so that applier or API bursts cannot starve the fold; also its
    * ceiling. Needs at least stream shards × parallelization factor, and leaves less for the rest of the account.
    *
-   * @default AGGREGATOR.reservedConcurrency (20)
+   * @default 20
    */
   readonly aggregatorReservedConcurrency?: number;
 
@@ -212,9 +206,10 @@ export interface SubtaskProgressProps {
   readonly sweeperMemorySize?: number;
 
   /**
-   * How long the status queue keeps a status nobody applied (1 minute – 14 days).
+   * How long the status queue keeps a status nobody applied (1 minute – 14 days). The default is SQS's maximum,
+   * so a long outage of the applier loses no status.
    *
-   * @default Duration.days(STATUS_QUEUE.retentionDays) (14 days, the SQS maximum)
+   * @default Duration.days(14)
    */
   readonly statusRetention?: Duration;
 
@@ -222,7 +217,7 @@ export interface SubtaskProgressProps {
    * How long the dead-letter queue and the aggregator's on-failure queue keep their messages (1 minute –
    * 14 days, and no shorter than `statusRetention`: SQS ages a dead letter from its first enqueue).
    *
-   * @default Duration.days(STATUS_QUEUE.deadLetterRetentionDays) (14 days)
+   * @default Duration.days(14)
    */
   readonly deadLetterRetention?: Duration;
 
@@ -348,15 +343,15 @@ export function resolveSettings(props: SubtaskProgressProps): ResolvedSettings {
       reservedConcurrency: props.aggregatorReservedConcurrency ?? AGGREGATOR.reservedConcurrency,
     },
     api: {
-      timeout: props.apiTimeout ?? Duration.seconds(API_FUNCTION.timeoutSeconds),
-      memorySize: props.apiMemorySize ?? API_FUNCTION.memoryMiB,
-      reservedConcurrency: props.apiReservedConcurrency ?? API_FUNCTION.reservedConcurrency,
+      timeout: props.apiTimeout ?? Duration.seconds(API.timeoutSeconds),
+      memorySize: props.apiMemorySize ?? API.memoryMiB,
+      reservedConcurrency: props.apiReservedConcurrency ?? API.reservedConcurrency,
       throttlingRateLimit: props.throttlingRateLimit ?? API_THROTTLING.rateLimit,
       throttlingBurstLimit: props.throttlingBurstLimit ?? API_THROTTLING.burstLimit,
     },
     sweeper: {
-      timeout: props.sweeperTimeout ?? Duration.seconds(SWEEPER_FUNCTION.timeoutSeconds),
-      memorySize: props.sweeperMemorySize ?? SWEEPER_FUNCTION.memoryMiB,
+      timeout: props.sweeperTimeout ?? Duration.seconds(SWEEPER.timeoutSeconds),
+      memorySize: props.sweeperMemorySize ?? SWEEPER.memoryMiB,
     },
     statusRetention: props.statusRetention ?? Duration.days(STATUS_QUEUE.retentionDays),
     deadLetterRetention: props.deadLetterRetention ?? Duration.days(STATUS_QUEUE.deadLetterRetentionDays),

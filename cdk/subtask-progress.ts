@@ -20,9 +20,11 @@ import {
   DUE_INDEX,
   ENVIRONMENT,
   STATUS_QUEUE,
+  SWEEPER,
   TABLE_KEYS,
   TABLE_STREAM_VIEW,
 } from '../lambdas/service-settings';
+import { SUBTASK_SORT_KEY_PREFIX, TASK_SORT_KEY } from '../lambdas/store/task-items';
 import { createAlarms, type PerFunction } from './alarms';
 import { createServiceFunction } from './service-function';
 import { resolveSettings, type SubtaskProgressProps } from './subtask-progress-props';
@@ -62,14 +64,13 @@ const DUE_INDEX_ACTIONS = ['dynamodb:Query'] as const;
 
 /** What the stream filters recognise of the items (DESIGN §3). */
 const ITEMS = {
-  subtaskSortKeyPrefix: 'SUB#',
-  taskSortKey: 'TASK',
+  subtaskSortKeyPrefix: SUBTASK_SORT_KEY_PREFIX,
+  taskSortKey: TASK_SORT_KEY,
   taskState: 'task_state',
   inProgress: 'PROGRESS',
 } as const;
 
-/** Every sweep reads what is due now; a minute is the deadline resolution DESIGN §4 needs. */
-const SWEEP_SCHEDULE = events.Schedule.rate(Duration.minutes(1));
+const SWEEP_SCHEDULE = events.Schedule.rate(Duration.minutes(SWEEPER.rateMinutes));
 
 /**
  * Status messages go to an SQS queue; an applier Lambda writes each subtask's status to its own item; an
@@ -93,7 +94,7 @@ export class SubtaskProgress extends Construct {
   readonly applierEventSourceMappingId: string;
   /** UUID of the stream's event source mapping (disable it to pause the aggregator). */
   readonly aggregatorEventSourceMappingId: string;
-  /** Runs the sweeper every minute. */
+  /** Runs the sweeper every `SWEEPER.rateMinutes` (1). */
   readonly sweeperSchedule: events.Rule;
   /** Receives `Task Ended` and `Subtask Timed Out`. */
   readonly eventBus: events.IEventBus;

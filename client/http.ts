@@ -1,4 +1,5 @@
-import { z } from 'zod';
+import type { z } from 'zod';
+import { errorBodySchema } from '../lambdas/core/contract';
 import { ProgressApiError, ProgressApiUnreachableError, UnexpectedResponseError } from './errors';
 import { type Credentials, isLoopback, signatureHeaders } from './request-signing';
 import { setting } from './settings';
@@ -37,9 +38,6 @@ export interface ApiRequest {
   /** Sent as JSON. */
   readonly body?: unknown;
 }
-
-/** Our API always says `{error, message}`; API Gateway's own refusals (403 from IAM, 429) only `{message}`. */
-const errorBodySchema = z.object({ error: z.string().optional(), message: z.string() });
 
 export function urlFor(apiUrl: string, path: string, query: Record<string, string | undefined> = {}): URL {
   const url = new URL(apiUrl);
@@ -111,12 +109,13 @@ export function parseJson(response: RawResponse): unknown {
   }
 }
 
-/** The `{error, message}` of an error answer, or what the status line says when the body has none. */
-export function errorBody(response: RawResponse): { error: string; message: string } {
+/** The `{error, message, fields}` of an error answer, or what the status line says when the body has none. */
+export function errorBody(response: RawResponse): { error: string; message: string; fields?: string[] } {
   const parsed = errorBodySchema.safeParse(parseJson(response));
   const error = parsed.success ? (parsed.data.error ?? response.statusText) : response.statusText;
   const message = parsed.success ? parsed.data.message : `HTTP ${response.status} ${response.statusText}`;
-  return { error: error || `HTTP${response.status}`, message };
+  const fields = parsed.success ? parsed.data.fields : undefined;
+  return { error: error || `HTTP${response.status}`, message, ...(fields === undefined ? {} : { fields }) };
 }
 
 export function apiError(response: RawResponse): ProgressApiError {

@@ -3,7 +3,10 @@
 export { numberedSubtaskIds } from '../lambdas/core/subtask-ids';
 export type { TaskState } from '../lambdas/core/task';
 export {
+  CancelConflictError,
   ClientConfigurationError,
+  InitializeConflictError,
+  InvalidInitializeRequestError,
   ProgressApiError,
   ProgressApiUnreachableError,
   SubtaskProgressClientError,
@@ -36,12 +39,9 @@ export {
   type SubtaskQuery,
 } from './progress-api';
 export {
-  CancelConflictError,
   cancelTask,
-  InitializeConflictError,
   type InitializedTask,
   type InitializeTaskOptions,
   type InitializeTaskRequest,
-  InvalidInitializeRequestError,
   initializeTask,
 } from './task-api';

@@ -3,8 +3,9 @@ import {
   CancelConflictError,
   InitializeConflictError,
   InvalidInitializeRequestError,
-} from '../lambdas/core/errors';
-import { ProgressApiUnreachableError, SubtaskProgressClientError } from './errors';
+  ProgressApiUnreachableError,
+  SubtaskProgressClientError,
+} from './errors';
 import { type ApiOptions, apiError, errorBody, parseBody, type RawResponse, send, taskPath } from './http';
 import { type Progress, progressSchema } from './progress-api';
 
@@ -13,8 +14,6 @@ import { type Progress, progressSchema } from './progress-api';
  * `POST /tasks/{task_id}/cancel` cancels it. Producers need no table rights: the deployed API takes a SigV4-signed
  * request from any identity granted `execute-api:Invoke` on these routes.
  */
-
-export { CancelConflictError, InitializeConflictError, InvalidInitializeRequestError };
 
 /** A task and its subtasks: either `subtaskIds`, or `subtaskCount` numbered ids `<prefix>-0…` (a few bytes). */
 export interface InitializeTaskRequest {
@@ -119,12 +118,6 @@ async function sendIdempotent(
   }
 }
 
-/** The names `InitializeConflictError` carries, read back from the API's message ("… with a different a, b"). */
-function conflictingFields(message: string): string[] {
-  const match = /with a different (.+)$/.exec(message);
-  return match?.[1] === undefined ? [] : match[1].split(', ');
-}
-
 /**
  * Creates task `request.taskId` with every subtask `QUEUING` (DESIGN §2) through `PUT /tasks/{task_id}`, repeating
  * the PUT while the API answers 202 (a fan-out too large for one request) until the task is ready. Running it
@@ -156,14 +149,12 @@ export async function initializeTask(
         if (requests < maxRequests) await sleep(retryAfterMs(response, 0));
         continue;
       case 400: {
-        throw new InvalidInitializeRequestError(errorBody(response).message);
+        const { error, message } = errorBody(response);
+        throw new InvalidInitializeRequestError(400, error, message);
       }
       case 409: {
-        const { message } = errorBody(response);
-        const error = new InitializeConflictError(request.taskId, conflictingFields(message));
-        // The API's own words, whatever they are; the fields are what could be read from them.
-        error.message = message;
-        throw error;
+        const { error, message, fields = [] } = errorBody(response);
+        throw new InitializeConflictError(request.taskId, fields, error, message);
       }
       default:
         throw apiError(response);
@@ -185,6 +176,9 @@ export async function initializeTask(
 export async function cancelTask(taskId: string, options: ApiOptions = {}): Promise<Progress> {
   const response = await send({ method: 'POST', path: taskPath(taskId, '/cancel') }, options);
   if (response.status === 202) return parseBody(progressSchema, response, 'a task progress');
-  if (response.status === 409) throw new CancelConflictError(errorBody(response).message);
+  if (response.status === 409) {
+    const { error, message } = errorBody(response);
+    throw new CancelConflictError(409, error, message);
+  }
   throw apiError(response);
 }

@@ -42,6 +42,14 @@ export const AGGREGATOR = {
   iteratorAgeAlarmMinutes: 15,
 } as const;
 
+export const API = {
+  /** Just under the 30 s an HTTP API integration waits for the function. */
+  timeoutSeconds: 29,
+  memoryMiB: 256,
+  /** Kept for the API, and its ceiling: a burst of reads cannot take what the applier and the aggregator need. */
+  reservedConcurrency: 10,
+} as const;
+
 export const STATUS_QUEUE = {
   /** AWS asks for at least 6× the function timeout, so a batch is not redelivered while still running. */
   visibilityTimeoutSeconds: 6 * APPLIER.timeoutSeconds,
@@ -81,8 +89,9 @@ export const DUE_INDEX = {
 } as const;
 
 export const SWEEPER = {
-  /** How often the schedule runs it. */
+  /** How often the schedule runs it: every sweep reads what is due now, and DESIGN §4 needs minute deadlines. */
   rateMinutes: 1,
+  /** It reads only what is due; a minute covers a sweep and matches the schedule. */
   timeoutSeconds: 60,
   memoryMiB: 512,
   /** A task in progress with no change for this long is recounted, in case a stream record was lost. */
@@ -111,3 +120,11 @@ export const METRICS = {
     sweepErrors: 'SweepErrors',
   },
 } as const;
+
+/** One of the service's four functions, as `METRICS.services` names them. */
+export type ServiceFunction = keyof typeof METRICS.services;
+
+/** The Logger service name of a function, and its function name in the local stack. */
+export function serviceName(fn: ServiceFunction): string {
+  return `subtask-progress-${fn}`;
+}

@@ -7,7 +7,7 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
-import { APPLIER } from '../lambdas/service-settings';
+import { APPLIER, serviceName } from '../lambdas/service-settings';
 import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
 
 /**
@@ -153,7 +153,7 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
   const batchSize = options.batchSize ?? APPLIER.batchSize;
   const windowMs = options.batchingWindowMs ?? APPLIER.maxBatchingWindowSeconds * 1000;
   const timeoutMs = options.timeoutMs ?? APPLIER.timeoutSeconds * 1000;
-  const functionName = options.functionName ?? 'subtask-progress-applier';
+  const functionName = options.functionName ?? serviceName('applier');
   const onError = options.onError ?? (() => undefined);
   let stopping = false;
   // Invocations that outlived their timeout: Lambda would have frozen them; here they run on, and stop() waits.

@@ -3,6 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { matchRoute, ROUTES } from '../lambdas/api/routes';
+import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
 import { ACCOUNT_ID, lambdaContext } from './lambda-invocation';
 
@@ -50,8 +51,6 @@ export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 export const MAX_EVENT_BYTES = 6 * 1024 * 1024 + 100;
 /** API Gateway gives an integration at most 30 s, then answers 503 itself. */
 export const API_GATEWAY_TIMEOUT_MS = 30_000;
-/** The deployed API function's memory (the stack's default), as its context reports it. */
-const API_MEMORY_MIB = 256;
 const STAGE = '$default';
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
@@ -233,7 +232,7 @@ const tooLarge = (message: string) => jsonResult(413, 'PayloadTooLarge', message
 export async function startHttpGateway(options: HttpGatewayOptions): Promise<RunningHttpGateway> {
   const onError = options.onError ?? (() => undefined);
   const timeoutMs = options.timeoutMs ?? API_GATEWAY_TIMEOUT_MS;
-  const functionName = options.functionName ?? 'subtask-progress-api';
+  const functionName = options.functionName ?? serviceName('api');
   const inFlight = new Set<Promise<void>>();
   // Invocations that outlived the gateway's timeout: Lambda would run them to the function's own timeout; stop()
   // waits for them, so nothing writes to a stopped emulator.
@@ -244,7 +243,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
     const invocation = (async () =>
       options.handler(
         event,
-        lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API_MEMORY_MIB }, deadline),
+        lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API.memoryMiB }, deadline),
       ))();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {

@@ -20,6 +20,7 @@ import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
 import type { ServiceEvent } from '../lambdas/core/events';
 import type { EventPublisher } from '../lambdas/events/event-publisher';
+import { serviceName } from '../lambdas/service-settings';
 import { LOOPBACK } from './emulators';
 import { evaluate, type PolicyStatement } from './iam-policy';
 import type { FunctionName } from './synthesized-stack';
@@ -227,7 +228,7 @@ const JSON_1_1 = 'application/x-amz-json-1.1';
 export async function startIamGateway(options: IamGatewayOptions): Promise<RunningIamGateway> {
   const authorizer = new Authorizer(options);
   const agent = new Agent({ keepAlive: true });
-  const role = `subtask-progress-${options.function}`;
+  const role = serviceName(options.function);
   const principal = `arn:aws:sts::${options.accountId}:assumed-role/${role}-role/${role}`;
 
   function deny(response: ServerResponse, service: Authorization['service'], denial: Denial, reason: string) {

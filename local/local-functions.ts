@@ -8,6 +8,7 @@
 import type { DynamoDBBatchResponse } from 'aws-lambda';
 import { z } from 'zod';
 import type { EventPublisher } from '../lambdas/events/event-publisher';
+import { serviceName } from '../lambdas/service-settings';
 import type { SweepSummary } from '../lambdas/sweeper/sweep';
 import { type ResolveContext, resolveValue } from './cloudformation-values';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
@@ -98,7 +99,7 @@ function runtimeEnvironment(name: FunctionName, memoryMiB: number, endpoint: str
     AWS_DEFAULT_REGION: LOCAL_REGION,
     AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
     AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    AWS_LAMBDA_FUNCTION_NAME: `subtask-progress-${name}`,
+    AWS_LAMBDA_FUNCTION_NAME: serviceName(name),
     AWS_LAMBDA_FUNCTION_MEMORY_SIZE: String(memoryMiB),
     AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
     // Service-specific variables win over the global one: set them all, whatever the shell exported.
@@ -148,7 +149,7 @@ export async function startFunctions(
         });
         gateways.push(gateway);
         const fn = await LambdaFunction.create({
-          functionName: `subtask-progress-${name}`,
+          functionName: serviceName(name),
           entry: ENTRIES[name],
           environment: {
             ...inheritedEnvironment(),

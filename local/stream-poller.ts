@@ -16,7 +16,7 @@ import type {
   AttributeValue as LambdaAttributeValue,
 } from 'aws-lambda';
 import { z } from 'zod';
-import { AGGREGATOR } from '../lambdas/service-settings';
+import { AGGREGATOR, serviceName } from '../lambdas/service-settings';
 import { describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
 
 /**
@@ -310,7 +310,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
   const timeoutMs = options.timeoutMs ?? AGGREGATOR.timeoutSeconds * 1000;
   const startingPosition = options.startingPosition ?? 'TRIM_HORIZON';
   const bisect = options.bisectBatchOnError ?? true;
-  const functionName = options.functionName ?? 'subtask-progress-aggregator';
+  const functionName = options.functionName ?? serviceName('aggregator');
   const onError = options.onError ?? (() => undefined);
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new Error(`batchSize must be a whole number of at least 1: ${batchSize}`);

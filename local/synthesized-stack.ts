@@ -14,9 +14,10 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CfnElement } from 'aws-cdk-lib';
 import { z } from 'zod';
+import type { ServiceFunction } from '../lambdas/service-settings';
 
-export const FUNCTION_NAMES = ['applier', 'aggregator', 'api', 'sweeper'] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
+export type FunctionName = ServiceFunction;
+export const FUNCTION_NAMES: readonly FunctionName[] = ['applier', 'aggregator', 'api', 'sweeper'];
 
 const functionSchema = z.object({
   logicalId: z.string(),

@@ -1,10 +1,10 @@
 import { DUE_INDEX, TABLE_KEYS } from '../../lambdas/service-settings';
 import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
-import { indexWriteUnits, itemBytes, writeUnitsForBytes } from '../metering';
+import { indexWriteUnits, itemBytes, writeUnitsForBytes } from '../../test/support/metering';
 
 /**
  * Prices every write and read the streamed path sends, through the store's `StoreObserver`, by DynamoDB's rules
- * (`metering.ts`):
+ * (`test/support/metering.ts`):
  * - a write (PutItem of a subtask or counter, UpdateItem of the task) bills 1 unit per KB of the larger of the
  *   item before and after; a write whose condition failed bills the same, sized on the stored item and the one
  *   it tried to write. "Before" is the item as the last applied write (or initialize) left it, which this class

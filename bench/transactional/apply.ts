@@ -1,6 +1,7 @@
 import { parseStatusMessage } from '../../lambdas/core/status-message';
-import { backoffDelayMs, RETRY_POLICY, sleep } from './pacing';
-import { applyStatuses, type Outcome, type StatusUpdate } from './records';
+import { backoffDelayMs, sleep } from '../../lambdas/store/backoff';
+import { ROUND1_RETRY_POLICY } from './pacing';
+import { type Round1Outcome, type Round1StatusUpdate, round1ApplyStatuses } from './records';
 import type { TransactionalStore } from './store';
 
 /**
@@ -14,19 +15,19 @@ import type { TransactionalStore } from './store';
 /** A transaction holds at most 100 actions: the task update and 99 subtask puts. */
 const MAX_SUBTASKS_PER_TRANSACTION = 99;
 
-export class RetriesExhaustedError extends Error {
+export class Round1RetriesExhaustedError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'RetriesExhaustedError';
+    this.name = 'Round1RetriesExhaustedError';
   }
 }
 
-export interface QueueRecord {
+export interface Round1QueueRecord {
   readonly messageId: string;
   readonly body: string;
 }
 
-export interface BatchResult {
+export interface Round1BatchResult {
   /** Message ids to deliver again: their cycle ran out of attempts. */
   readonly retry: readonly string[];
   readonly applied: number;
@@ -37,9 +38,9 @@ export interface BatchResult {
 }
 
 /** Splits updates, in order, into runs that each touch at most `limit` distinct subtasks. */
-function chunkBySubtasks(updates: readonly StatusUpdate[], limit: number): StatusUpdate[][] {
-  const chunks: StatusUpdate[][] = [];
-  let chunk: StatusUpdate[] = [];
+function chunkBySubtasks(updates: readonly Round1StatusUpdate[], limit: number): Round1StatusUpdate[][] {
+  const chunks: Round1StatusUpdate[][] = [];
+  let chunk: Round1StatusUpdate[] = [];
   let subtasks = new Set<string>();
   for (const update of updates) {
     if (!subtasks.has(update.subtaskId) && subtasks.size === limit) {
@@ -55,43 +56,43 @@ function chunkBySubtasks(updates: readonly StatusUpdate[], limit: number): Statu
 }
 
 /** Applies `updates` to task `taskId` exactly once each, however many appliers race on the task. */
-export async function applyToTask(
+export async function round1ApplyToTask(
   store: TransactionalStore,
   taskId: string,
-  updates: readonly StatusUpdate[],
-): Promise<Outcome[]> {
-  const outcomes: Outcome[] = [];
+  updates: readonly Round1StatusUpdate[],
+): Promise<Round1Outcome[]> {
+  const outcomes: Round1Outcome[] = [];
   for (const chunk of chunkBySubtasks(updates, MAX_SUBTASKS_PER_TRANSACTION)) {
     const subtaskIds = [...new Set(chunk.map((update) => update.subtaskId))];
     for (let attempt = 1; ; attempt++) {
       const task = await store.getTask(taskId);
       if (task === undefined) {
-        outcomes.push(...chunk.map((): Outcome => 'rejected'));
+        outcomes.push(...chunk.map((): Round1Outcome => 'rejected'));
         break;
       }
       const subtasks = await store.getSubtasks(taskId, subtaskIds);
-      const result = applyStatuses(task, subtasks, chunk, Date.now());
+      const result = round1ApplyStatuses(task, subtasks, chunk, Date.now());
       if (result.changed.length === 0 || (await store.commit(task, result.task, result.changed, subtasks))) {
         outcomes.push(...result.outcomes);
         break;
       }
-      if (attempt >= RETRY_POLICY.maxAttempts) {
-        throw new RetriesExhaustedError(`Task '${taskId}' kept changing: ${attempt} attempts`);
+      if (attempt >= ROUND1_RETRY_POLICY.maxAttempts) {
+        throw new Round1RetriesExhaustedError(`Task '${taskId}' kept changing: ${attempt} attempts`);
       }
-      await sleep(backoffDelayMs(attempt, Math.random));
+      await sleep(backoffDelayMs(ROUND1_RETRY_POLICY, attempt, Math.random));
     }
   }
   return outcomes;
 }
 
 /** One Lambda batch: records grouped per task, one cycle per task; what ran out of attempts comes back. */
-export async function applyBatch(
-  records: readonly QueueRecord[],
+export async function round1ApplyBatch(
+  records: readonly Round1QueueRecord[],
   store: TransactionalStore,
-): Promise<BatchResult> {
+): Promise<Round1BatchResult> {
   const counts = { applied: 0, duplicate: 0, stale: 0, rejected: 0 };
   const retry: string[] = [];
-  const byTask = new Map<string, { record: QueueRecord; update: StatusUpdate }[]>();
+  const byTask = new Map<string, { record: Round1QueueRecord; update: Round1StatusUpdate }[]>();
   for (const record of records) {
     try {
       const { taskId, subtaskId, status } = parseStatusMessage(record.body);
@@ -103,14 +104,14 @@ export async function applyBatch(
   await Promise.all(
     [...byTask].map(async ([taskId, group]) => {
       try {
-        const outcomes = await applyToTask(
+        const outcomes = await round1ApplyToTask(
           store,
           taskId,
           group.map((pending) => pending.update),
         );
         for (const outcome of outcomes) counts[outcome]++;
       } catch (error) {
-        if (!(error instanceof RetriesExhaustedError)) throw error;
+        if (!(error instanceof Round1RetriesExhaustedError)) throw error;
         retry.push(...group.map((pending) => pending.record.messageId));
       }
     }),

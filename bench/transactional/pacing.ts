@@ -1,13 +1,7 @@
 /**
  * Round 1's retry pacing (`lambdas/store/backoff.ts` at b7f12fc), frozen with the row: exponential backoff with
- * full jitter, 10 attempts in all.
+ * full jitter, 10 attempts in all. The backoff itself is the product's, which has not changed since.
  */
+import type { RetryPolicy } from '../../lambdas/store/backoff';
 
-export const RETRY_POLICY = { maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 1_000 } as const;
-
-export function backoffDelayMs(failedAttempts: number, random: () => number): number {
-  const cap = Math.min(RETRY_POLICY.maxDelayMs, RETRY_POLICY.baseDelayMs * 2 ** (failedAttempts - 1));
-  return Math.floor(random() * cap);
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+export const ROUND1_RETRY_POLICY: RetryPolicy = { maxAttempts: 10, baseDelayMs: 10, maxDelayMs: 1_000 };

@@ -17,9 +17,9 @@ import { TABLE_KEYS } from '../../lambdas/service-settings';
  * task's totals and the changed subtasks in one transaction conditioned on the task's version.
  */
 
-export type TaskState = 'PROGRESS' | 'SUCCESS' | 'FAILURE';
+export type Round1TaskState = 'PROGRESS' | 'SUCCESS' | 'FAILURE';
 
-export interface TaskOutput {
+export interface Round1TaskOutput {
   readonly action_name: string;
   readonly attempted: number;
   readonly succeeded: number;
@@ -31,18 +31,18 @@ export interface TaskOutput {
   readonly start_time: number;
 }
 
-export interface TaskRecord {
+export interface Round1TaskRecord {
   readonly task_id: string;
   /** Bumped by exactly 1 on every commit: the optimistic lock. */
   readonly version: number;
-  readonly task_state: TaskState;
-  readonly task_output: TaskOutput;
+  readonly task_state: Round1TaskState;
+  readonly task_output: Round1TaskOutput;
   readonly subtasks: { readonly total: number; readonly succeeded: number; readonly failed: number };
   readonly created_at: string;
   readonly updated_at: string;
 }
 
-export interface SubtaskRecord {
+export interface Round1SubtaskRecord {
   readonly task_id: string;
   readonly subtask_id: string;
   readonly status: SubtaskStatus;
@@ -51,22 +51,22 @@ export interface SubtaskRecord {
   readonly updated_at: string;
 }
 
-export interface StatusUpdate {
+export interface Round1StatusUpdate {
   readonly subtaskId: string;
   readonly status: SubtaskStatus;
 }
 
-export type Outcome = 'applied' | 'duplicate' | 'stale' | 'rejected';
+export type Round1Outcome = 'applied' | 'duplicate' | 'stale' | 'rejected';
 
-export interface ApplyResult {
+export interface Round1ApplyResult {
   /** The task after the batch; the same object, version unchanged, when nothing applied. */
-  readonly task: TaskRecord;
+  readonly task: Round1TaskRecord;
   /** Subtask records to write, one per changed subtask, in first-touched order. */
-  readonly changed: readonly SubtaskRecord[];
-  readonly outcomes: readonly Outcome[];
+  readonly changed: readonly Round1SubtaskRecord[];
+  readonly outcomes: readonly Round1Outcome[];
 }
 
-export interface InitializeRequest {
+export interface Round1InitializeRequest {
   readonly taskId: string;
   readonly actionName: string;
   readonly total: number;
@@ -74,12 +74,12 @@ export interface InitializeRequest {
 }
 
 /** The task `PROGRESS` at version 1 with zero counts; every subtask `QUEUING`. */
-export function initializeTask(
-  request: InitializeRequest,
+export function round1InitializeTask(
+  request: Round1InitializeRequest,
   nowMs: number,
-): { task: TaskRecord; subtasks: SubtaskRecord[] } {
+): { task: Round1TaskRecord; subtasks: Round1SubtaskRecord[] } {
   const now = new Date(nowMs).toISOString();
-  const task: TaskRecord = {
+  const task: Round1TaskRecord = {
     task_id: request.taskId,
     version: 1,
     task_state: 'PROGRESS',
@@ -98,7 +98,7 @@ export function initializeTask(
     updated_at: now,
   };
   const subtasks = request.subtaskIds.map(
-    (subtaskId): SubtaskRecord => ({
+    (subtaskId): Round1SubtaskRecord => ({
       task_id: request.taskId,
       subtask_id: subtaskId,
       status: createSubtaskStatus(subtaskId),
@@ -109,7 +109,7 @@ export function initializeTask(
   return { task, subtasks };
 }
 
-function judge(stored: SubtaskStatus | undefined, update: StatusUpdate): Outcome {
+function round1Judge(stored: SubtaskStatus | undefined, update: Round1StatusUpdate): Round1Outcome {
   if (stored === undefined) return 'rejected';
   if (isTerminalState(stored.state)) return 'duplicate';
   if (isStale(update.status, stored)) return 'stale';
@@ -121,20 +121,20 @@ function judge(stored: SubtaskStatus | undefined, update: StatusUpdate): Outcome
  * Applies `updates` (in order) to `task`, whose subtasks as read are `subtasks`: terminal statuses add their
  * counts to the task's totals, and the task ends once every subtask has.
  */
-export function applyStatuses(
-  task: TaskRecord,
-  subtasks: ReadonlyMap<string, SubtaskRecord>,
-  updates: readonly StatusUpdate[],
+export function round1ApplyStatuses(
+  task: Round1TaskRecord,
+  subtasks: ReadonlyMap<string, Round1SubtaskRecord>,
+  updates: readonly Round1StatusUpdate[],
   nowMs: number,
-): ApplyResult {
+): Round1ApplyResult {
   const current = new Map(subtasks);
-  const changed = new Map<string, SubtaskRecord>();
+  const changed = new Map<string, Round1SubtaskRecord>();
   let output = task.task_output;
   let counters = task.subtasks;
 
   const outcomes = updates.map((update) => {
     const stored = current.get(update.subtaskId);
-    const outcome = judge(stored?.status, update);
+    const outcome = round1Judge(stored?.status, update);
     if (outcome !== 'applied' || stored === undefined) return outcome;
     const { status } = update;
     const record = { ...stored, status };
@@ -163,7 +163,7 @@ export function applyStatuses(
   const elapsedMs = Math.round(nowMs - output.start_time * 1000);
   output = { ...output, duration_ms: Math.max(output.duration_ms, elapsedMs) };
   const ended = counters.succeeded + counters.failed >= counters.total;
-  const next: TaskRecord = {
+  const next: Round1TaskRecord = {
     ...task,
     version,
     task_state: ended ? 'SUCCESS' : 'PROGRESS',
@@ -181,44 +181,49 @@ export function applyStatuses(
 
 // --- Items -----------------------------------------------------------------------------------------------------
 
-const TASK_SORT_KEY = 'TASK';
-export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
+const ROUND1_TASK_SORT_KEY = 'TASK';
+export const ROUND1_SUBTASK_SORT_KEY_PREFIX = 'SUB#';
 
-export type ItemKey = { readonly [K in typeof TABLE_KEYS.partitionKey | typeof TABLE_KEYS.sortKey]: string };
+export type Round1ItemKey = {
+  readonly [K in typeof TABLE_KEYS.partitionKey | typeof TABLE_KEYS.sortKey]: string;
+};
 
-export function taskPartition(taskId: string): string {
+export function round1TaskPartition(taskId: string): string {
   return `TASK#${taskId}`;
 }
 
-export function taskKey(taskId: string): ItemKey {
-  return { [TABLE_KEYS.partitionKey]: taskPartition(taskId), [TABLE_KEYS.sortKey]: TASK_SORT_KEY };
-}
-
-export function subtaskKey(taskId: string, subtaskId: string): ItemKey {
+export function round1TaskKey(taskId: string): Round1ItemKey {
   return {
-    [TABLE_KEYS.partitionKey]: taskPartition(taskId),
-    [TABLE_KEYS.sortKey]: `${SUBTASK_SORT_KEY_PREFIX}${subtaskId}`,
+    [TABLE_KEYS.partitionKey]: round1TaskPartition(taskId),
+    [TABLE_KEYS.sortKey]: ROUND1_TASK_SORT_KEY,
   };
 }
 
-export function taskItem(task: TaskRecord): TaskRecord & ItemKey {
-  return { ...task, ...taskKey(task.task_id) };
+export function round1SubtaskKey(taskId: string, subtaskId: string): Round1ItemKey {
+  return {
+    [TABLE_KEYS.partitionKey]: round1TaskPartition(taskId),
+    [TABLE_KEYS.sortKey]: `${ROUND1_SUBTASK_SORT_KEY_PREFIX}${subtaskId}`,
+  };
 }
 
-export function subtaskItem(subtask: SubtaskRecord): SubtaskRecord & ItemKey {
-  return { ...subtask, ...subtaskKey(subtask.task_id, subtask.subtask_id) };
+export function round1TaskItem(task: Round1TaskRecord): Round1TaskRecord & Round1ItemKey {
+  return { ...task, ...round1TaskKey(task.task_id) };
 }
 
-function withoutKeys<T>(item: Record<string, unknown>): T {
+export function round1SubtaskItem(subtask: Round1SubtaskRecord): Round1SubtaskRecord & Round1ItemKey {
+  return { ...subtask, ...round1SubtaskKey(subtask.task_id, subtask.subtask_id) };
+}
+
+function round1WithoutKeys<T>(item: Record<string, unknown>): T {
   const { [TABLE_KEYS.partitionKey]: _pk, [TABLE_KEYS.sortKey]: _sk, ...record } = item;
   return record as T;
 }
 
 /** Items come from the bench's own writes, so they are trusted as records. */
-export function taskFromItem(item: Record<string, unknown>): TaskRecord {
-  return withoutKeys<TaskRecord>(item);
+export function round1TaskFromItem(item: Record<string, unknown>): Round1TaskRecord {
+  return round1WithoutKeys<Round1TaskRecord>(item);
 }
 
-export function subtaskFromItem(item: Record<string, unknown>): SubtaskRecord {
-  return withoutKeys<SubtaskRecord>(item);
+export function round1SubtaskFromItem(item: Record<string, unknown>): Round1SubtaskRecord {
+  return round1WithoutKeys<Round1SubtaskRecord>(item);
 }

@@ -8,21 +8,22 @@ import {
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { TABLE_KEYS } from '../../lambdas/service-settings';
-import { billedBytes, type ItemWrite, transactionWriteUnits } from '../metering';
-import { backoffDelayMs, RETRY_POLICY, sleep } from './pacing';
+import { backoffDelayMs, sleep } from '../../lambdas/store/backoff';
+import { billedBytes, type ItemWrite, transactionWriteUnits } from '../../test/support/metering';
+import { ROUND1_RETRY_POLICY } from './pacing';
 import {
-  type InitializeRequest,
-  initializeTask,
-  SUBTASK_SORT_KEY_PREFIX,
-  type SubtaskRecord,
-  subtaskFromItem,
-  subtaskItem,
-  subtaskKey,
-  type TaskRecord,
-  taskFromItem,
-  taskItem,
-  taskKey,
-  taskPartition,
+  ROUND1_SUBTASK_SORT_KEY_PREFIX,
+  type Round1InitializeRequest,
+  type Round1SubtaskRecord,
+  type Round1TaskRecord,
+  round1InitializeTask,
+  round1SubtaskFromItem,
+  round1SubtaskItem,
+  round1SubtaskKey,
+  round1TaskFromItem,
+  round1TaskItem,
+  round1TaskKey,
+  round1TaskPartition,
 } from './records';
 import type { TransactionTally } from './tally';
 
@@ -32,19 +33,19 @@ import type { TransactionTally } from './tally';
  * written (2 units per KB of each, committed or canceled), every read's units as DynamoDB Local reports them.
  */
 
-const BATCH_GET_LIMIT = 100;
-const INITIALIZE_PARALLELISM = 16;
+const ROUND1_BATCH_GET_LIMIT = 100;
+const ROUND1_INITIALIZE_PARALLELISM = 16;
 
 // Only a writer that read version N may write N+1: anyone who committed in between made our computation stale.
-const VERSION_MATCHES = '#version = :expected';
+const ROUND1_VERSION_MATCHES = '#version = :expected';
 // Second guard on each subtask: it is still the status our computation started from.
-const SUBTASK_UNCHANGED = '#updated_version = :read_version';
-const ITEM_ABSENT = 'attribute_not_exists(#pk)';
+const ROUND1_SUBTASK_UNCHANGED = '#updated_version = :read_version';
+const ROUND1_ITEM_ABSENT = 'attribute_not_exists(#pk)';
 
-export class StoreUnavailableError extends Error {
+export class Round1StoreUnavailableError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'StoreUnavailableError';
+    this.name = 'Round1StoreUnavailableError';
   }
 }
 
@@ -56,16 +57,18 @@ export class TransactionalStore {
   ) {}
 
   /** Subtask items first, then the task item: the task item is the commit point. */
-  async initialize(request: InitializeRequest, nowMs: number): Promise<void> {
-    const { task, subtasks } = initializeTask(request, nowMs);
+  async initialize(request: Round1InitializeRequest, nowMs: number): Promise<void> {
+    const { task, subtasks } = round1InitializeTask(request, nowMs);
     let next = 0;
     const worker = async () => {
       for (let index = next++; index < subtasks.length; index = next++) {
-        await this.putIfAbsent(subtaskItem(subtasks[index] as SubtaskRecord));
+        await this.putIfAbsent(round1SubtaskItem(subtasks[index] as Round1SubtaskRecord));
       }
     };
-    await Promise.all(Array.from({ length: Math.min(INITIALIZE_PARALLELISM, subtasks.length) }, worker));
-    await this.putIfAbsent(taskItem(task));
+    await Promise.all(
+      Array.from({ length: Math.min(ROUND1_INITIALIZE_PARALLELISM, subtasks.length) }, worker),
+    );
+    await this.putIfAbsent(round1TaskItem(task));
   }
 
   private async putIfAbsent(item: object): Promise<void> {
@@ -74,7 +77,7 @@ export class TransactionalStore {
         new PutCommand({
           TableName: this.tableName,
           Item: item as Record<string, unknown>,
-          ConditionExpression: ITEM_ABSENT,
+          ConditionExpression: ROUND1_ITEM_ABSENT,
           ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey },
         }),
       );
@@ -84,29 +87,34 @@ export class TransactionalStore {
   }
 
   /** The task as last committed (consistent read). */
-  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+  async getTask(taskId: string): Promise<Round1TaskRecord | undefined> {
     const { Item, ConsumedCapacity } = await this.db.send(
       new GetCommand({
         TableName: this.tableName,
-        Key: taskKey(taskId),
+        Key: round1TaskKey(taskId),
         ConsistentRead: true,
         ReturnConsumedCapacity: 'TOTAL',
       }),
     );
     this.tally.taskReadUnits += ConsumedCapacity?.CapacityUnits ?? 0;
-    return Item === undefined ? undefined : taskFromItem(Item);
+    return Item === undefined ? undefined : round1TaskFromItem(Item);
   }
 
   /** The named subtasks, read consistently after the task item (that order makes the version check whole). */
-  async getSubtasks(taskId: string, subtaskIds: readonly string[]): Promise<Map<string, SubtaskRecord>> {
-    const found = new Map<string, SubtaskRecord>();
-    for (let start = 0; start < subtaskIds.length; start += BATCH_GET_LIMIT) {
-      let keys = subtaskIds.slice(start, start + BATCH_GET_LIMIT).map((id) => subtaskKey(taskId, id));
+  async getSubtasks(
+    taskId: string,
+    subtaskIds: readonly string[],
+  ): Promise<Map<string, Round1SubtaskRecord>> {
+    const found = new Map<string, Round1SubtaskRecord>();
+    for (let start = 0; start < subtaskIds.length; start += ROUND1_BATCH_GET_LIMIT) {
+      let keys = subtaskIds
+        .slice(start, start + ROUND1_BATCH_GET_LIMIT)
+        .map((id) => round1SubtaskKey(taskId, id));
       for (let attempt = 1; keys.length > 0; attempt++) {
-        if (attempt > RETRY_POLICY.maxAttempts) {
-          throw new StoreUnavailableError(`${keys.length} subtask reads stayed unprocessed`);
+        if (attempt > ROUND1_RETRY_POLICY.maxAttempts) {
+          throw new Round1StoreUnavailableError(`${keys.length} subtask reads stayed unprocessed`);
         }
-        if (attempt > 1) await sleep(backoffDelayMs(attempt - 1, Math.random));
+        if (attempt > 1) await sleep(backoffDelayMs(ROUND1_RETRY_POLICY, attempt - 1, Math.random));
         const { Responses, UnprocessedKeys, ConsumedCapacity } = await this.db.send(
           new BatchGetCommand({
             RequestItems: { [this.tableName]: { Keys: keys, ConsistentRead: true } },
@@ -115,7 +123,7 @@ export class TransactionalStore {
         );
         this.tally.subtaskReadUnits += ConsumedCapacity?.[0]?.CapacityUnits ?? 0;
         for (const item of Responses?.[this.tableName] ?? []) {
-          const subtask = subtaskFromItem(item);
+          const subtask = round1SubtaskFromItem(item);
           found.set(subtask.subtask_id, subtask);
         }
         keys = (UnprocessedKeys?.[this.tableName]?.Keys ?? []) as typeof keys;
@@ -129,18 +137,18 @@ export class TransactionalStore {
    * having committed since; false when DynamoDB canceled it on that condition.
    */
   async commit(
-    read: TaskRecord,
-    next: TaskRecord,
-    changed: readonly SubtaskRecord[],
-    readSubtasks: ReadonlyMap<string, SubtaskRecord>,
+    read: Round1TaskRecord,
+    next: Round1TaskRecord,
+    changed: readonly Round1SubtaskRecord[],
+    readSubtasks: ReadonlyMap<string, Round1SubtaskRecord>,
   ): Promise<boolean> {
     const writes: ItemWrite[] = [
-      { before: taskItem(read), after: taskItem(next) },
+      { before: round1TaskItem(read), after: round1TaskItem(next) },
       ...changed.map((subtask): ItemWrite => {
         const before = readSubtasks.get(subtask.subtask_id);
         return {
-          after: subtaskItem(subtask),
-          ...(before === undefined ? {} : { before: subtaskItem(before) }),
+          after: round1SubtaskItem(subtask),
+          ...(before === undefined ? {} : { before: round1SubtaskItem(before) }),
         };
       }),
     ];
@@ -155,11 +163,11 @@ export class TransactionalStore {
             {
               Update: {
                 TableName: this.tableName,
-                Key: taskKey(read.task_id),
+                Key: round1TaskKey(read.task_id),
                 UpdateExpression:
                   'SET #version = :next, #task_state = :task_state, #task_output = :task_output, ' +
                   '#subtasks = :subtasks, #updated_at = :updated_at',
-                ConditionExpression: VERSION_MATCHES,
+                ConditionExpression: ROUND1_VERSION_MATCHES,
                 ExpressionAttributeNames: {
                   '#version': 'version',
                   '#task_state': 'task_state',
@@ -180,8 +188,8 @@ export class TransactionalStore {
             ...changed.map((subtask) => ({
               Put: {
                 TableName: this.tableName,
-                Item: subtaskItem(subtask),
-                ConditionExpression: SUBTASK_UNCHANGED,
+                Item: round1SubtaskItem(subtask),
+                ConditionExpression: ROUND1_SUBTASK_UNCHANGED,
                 ExpressionAttributeNames: { '#updated_version': 'updated_version' },
                 ExpressionAttributeValues: {
                   ':read_version': readSubtasks.get(subtask.subtask_id)?.updated_version ?? 0,
@@ -203,8 +211,8 @@ export class TransactionalStore {
   }
 
   /** Every subtask of the task, to check the run against the ground truth (not metered). */
-  async allSubtasks(taskId: string): Promise<SubtaskRecord[]> {
-    const subtasks: SubtaskRecord[] = [];
+  async allSubtasks(taskId: string): Promise<Round1SubtaskRecord[]> {
+    const subtasks: Round1SubtaskRecord[] = [];
     let startKey: Record<string, unknown> | undefined;
     do {
       const page = await this.db.send(
@@ -212,12 +220,15 @@ export class TransactionalStore {
           TableName: this.tableName,
           KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
           ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#sk': TABLE_KEYS.sortKey },
-          ExpressionAttributeValues: { ':pk': taskPartition(taskId), ':prefix': SUBTASK_SORT_KEY_PREFIX },
+          ExpressionAttributeValues: {
+            ':pk': round1TaskPartition(taskId),
+            ':prefix': ROUND1_SUBTASK_SORT_KEY_PREFIX,
+          },
           ConsistentRead: true,
           ExclusiveStartKey: startKey,
         }),
       );
-      subtasks.push(...(page.Items ?? []).map(subtaskFromItem));
+      subtasks.push(...(page.Items ?? []).map(round1SubtaskFromItem));
       startKey = page.LastEvaluatedKey;
     } while (startKey !== undefined);
     return subtasks;

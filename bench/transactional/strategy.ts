@@ -1,5 +1,5 @@
 import { type BatchOutcome, NOTHING_STARTED, type Strategy, type StrategyContext } from '../types';
-import { applyBatch } from './apply';
+import { round1ApplyBatch } from './apply';
 import { TransactionalStore } from './store';
 import { TransactionTally } from './tally';
 
@@ -15,7 +15,7 @@ export function coalescedStrategy(context: StrategyContext): Strategy {
     async processBatch(batch, mayStart): Promise<BatchOutcome> {
       // One cycle applies the whole batch: it starts on all of it or, once the budget is spent, on none of it.
       if (!batch.every(mayStart)) return NOTHING_STARTED(batch);
-      const result = await applyBatch(
+      const result = await round1ApplyBatch(
         batch.map((delivery) => ({ messageId: String(delivery.id), body: delivery.body })),
         store,
       );

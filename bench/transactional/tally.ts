@@ -1,6 +1,6 @@
 /**
- * Every write attempt and read of one transactional row, priced by `metering.ts`: committed transactions, and
- * transactions DynamoDB canceled on a condition, which it bills all the same.
+ * Every write attempt and read of one transactional row, priced by `test/support/metering.ts`: committed
+ * transactions, and transactions DynamoDB canceled on a condition, which it bills all the same.
  */
 export class TransactionTally {
   committedUnits = 0;

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { MAX_SUBTASKS } from '../../lambdas/api/initialize-body';
+import { MAX_SUBTASKS } from '../../lambdas/core/contract';
 import { idSchema } from '../../lambdas/core/identifiers';
 import { createSubtaskStatus, SUBTASK_STATES, type SubtaskStatus } from '../../lambdas/core/subtask-status';
 import type { SubtaskQuery } from '../progress-api';

@@ -2,8 +2,9 @@ import {
   CancelConflictError,
   InitializeConflictError,
   InvalidInitializeRequestError,
-} from '../../lambdas/core/errors';
-import { ProgressApiError, SubtaskProgressClientError } from '../errors';
+  ProgressApiError,
+  SubtaskProgressClientError,
+} from '../errors';
 import { parseCommandLine, UsageError, usage } from './arguments';
 import { EXIT } from './exit-codes';
 
@@ -15,6 +16,10 @@ function explain(error: unknown): { message: string; code: number } {
     return { message: `${error.message}\n\n${usage(error.command)}`, code: EXIT.usage };
   }
   if (error instanceof InvalidInitializeRequestError) return { message: error.message, code: EXIT.usage };
+  // A task id taken by another job, a cancel of a task that already ended: the API's words say it all.
+  if (error instanceof InitializeConflictError || error instanceof CancelConflictError) {
+    return { message: error.message, code: EXIT.failed };
+  }
   if (error instanceof ProgressApiError) {
     const message =
       error.status === 404
@@ -22,15 +27,8 @@ function explain(error: unknown): { message: string; code: number } {
         : `The progress API answered ${error.status} ${error.error}: ${error.message}`;
     return { message, code: EXIT.failed };
   }
-  // Missing settings, an unreachable API, an answer of the wrong shape, a task id taken by another job, a cancel
-  // of a task that already ended.
-  if (
-    error instanceof SubtaskProgressClientError ||
-    error instanceof InitializeConflictError ||
-    error instanceof CancelConflictError
-  ) {
-    return { message: error.message, code: EXIT.failed };
-  }
+  // Missing settings, an unreachable API, an answer of the wrong shape.
+  if (error instanceof SubtaskProgressClientError) return { message: error.message, code: EXIT.failed };
   // SDK errors (no such table, connection refused, no credentials) carry a useful name and message.
   if (error instanceof Error) return { message: `${error.name}: ${error.message}`, code: EXIT.failed };
   return { message: String(error), code: EXIT.failed };

@@ -4,7 +4,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient, eventBridgeClient } from '../aws-clients';
 import { readAggregatorConfig } from '../config';
 import { EventBridgePublisher } from '../events/event-publisher';
-import { METRICS } from '../service-settings';
+import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createAggregatorHandler } from './stream-handler';
 
@@ -17,6 +17,6 @@ export const handler = createAggregatorHandler({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   events: new EventBridgePublisher(eventBridgeClient(tracer), config.eventBusName),
   now: Date.now,
-  logger: new Logger({ serviceName: 'subtask-progress-aggregator' }),
+  logger: new Logger({ serviceName: serviceName('aggregator') }),
   metrics: new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.services.aggregator }),
 });

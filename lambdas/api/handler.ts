@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient } from '../aws-clients';
 import { readTableConfig } from '../config';
-import { METRICS } from '../service-settings';
+import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createTaskApi } from './task-api';
 
@@ -13,5 +13,5 @@ const tracer = new Tracer({ serviceName: METRICS.services.api });
 
 export const handler = createTaskApi({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
-  logger: new Logger({ serviceName: 'subtask-progress-api' }),
+  logger: new Logger({ serviceName: serviceName('api') }),
 });

@@ -1,6 +1,7 @@
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
+import type { ErrorBody, ErrorCode } from '../core/contract';
 
-/** Response shapes of the API: JSON always, errors as `{error, message}` with no internals. */
+/** Response shapes of the API: JSON always, errors as the contract's `{error, message}` (and a 409's `fields`) with no internals. */
 
 export type HttpResult = APIGatewayProxyStructuredResultV2;
 
@@ -20,8 +21,12 @@ export function notModified(headers: Record<string, string>): HttpResult {
   return { statusCode: 304, headers: { ...rest, ...headers } };
 }
 
-export type ErrorName = 'BadRequest' | 'NotFound' | 'Conflict' | 'InternalError';
-
-export function httpError(statusCode: 400 | 404 | 409 | 500, error: ErrorName, message: string): HttpResult {
-  return json(statusCode, { error, message });
+export function httpError(
+  statusCode: 400 | 404 | 409 | 500,
+  error: ErrorCode,
+  message: string,
+  fields?: readonly string[],
+): HttpResult {
+  const body: ErrorBody = fields === undefined ? { error, message } : { error, message, fields };
+  return json(statusCode, body);
 }

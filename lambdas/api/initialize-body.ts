@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_SUBTASKS } from '../core/contract';
 import { idSchema } from '../core/identifiers';
 import { numberedSubtaskIds } from '../core/subtask-ids';
 import type { InitializeRequest } from '../core/task';
@@ -11,7 +12,6 @@ import type { InitializeRequest } from '../core/task';
 
 /** Lambda takes at most 6 MB of request; 100,000 ids of 40 characters fit well below this. */
 export const MAX_INITIALIZE_BODY_BYTES = 5 * 1024 * 1024;
-export const MAX_SUBTASKS = 1_000_000;
 
 /** A prefix leaves room for `-` and the number within the 128 characters of an id. */
 const prefixSchema = z

@@ -6,6 +6,7 @@ import { idSchema } from '../core/identifiers';
 import { progressReport } from '../core/progress-report';
 import { SUBTASK_STATES } from '../core/subtask-status';
 import type { TaskRecord } from '../core/task';
+import { API } from '../service-settings';
 import type { TaskStore } from '../store/task-store';
 import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor';
 import { type HttpResult, httpError, json, notModified } from './http-responses';
@@ -24,8 +25,8 @@ export const MAX_PAGE_SIZE = 100;
 export const LISTING_READ_BUDGET = 1_000;
 /** An initialization stops writing subtask items with this much of the request's time left, and answers 202. */
 const INITIALIZE_RESERVE_MS = 8_000;
-/** API Gateway gives a request 30 s; without a Lambda context, assume that much. */
-const REQUEST_TIME_MS = 29_000;
+/** Without a Lambda context, assume the function's whole timeout (API Gateway gives a request 30 s). */
+const REQUEST_TIME_MS = API.timeoutSeconds * 1000;
 
 // Known query parameters are validated; anything else (a cache buster such as `_=1700000000`) is ignored.
 const taskQuerySchema = z.object({});
@@ -176,9 +177,10 @@ export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependen
       ) {
         return httpError(400, 'BadRequest', error.message);
       }
-      if (error instanceof InitializeConflictError || error instanceof CancelConflictError) {
-        return httpError(409, 'Conflict', error.message);
+      if (error instanceof InitializeConflictError) {
+        return httpError(409, 'Conflict', error.message, error.fields);
       }
+      if (error instanceof CancelConflictError) return httpError(409, 'Conflict', error.message);
       logger.error('Request failed', { error, routeKey: event.routeKey, path: event.rawPath });
       return httpError(500, 'InternalError', 'The request could not be served; try again later');
     }

@@ -4,7 +4,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient, sqsClient } from '../aws-clients';
 import { readApplierConfig } from '../config';
 import { DeadLetterQueue } from '../queue/dead-letter-queue';
-import { METRICS } from '../service-settings';
+import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createSqsBatchHandler } from './sqs-batch-handler';
 
@@ -17,6 +17,6 @@ export const handler = createSqsBatchHandler({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   deadLetters: new DeadLetterQueue(sqsClient(tracer), config.deadLetterQueueUrl),
   receiveLimit: config.receiveLimit,
-  logger: new Logger({ serviceName: 'subtask-progress-applier' }),
+  logger: new Logger({ serviceName: serviceName('applier') }),
   metrics: new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.services.applier }),
 });

@@ -7,7 +7,7 @@ import { DUE_INDEX, TABLE_KEYS } from '../service-settings';
  * status writes spread over `write_shards` partition keys and one shard's recount is one query.
  */
 
-const TASK_SORT_KEY = 'TASK';
+export const TASK_SORT_KEY = 'TASK';
 const COUNTER_PREFIX = 'SHARD#';
 export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
 /** The one partition of the sparse due index: few items, all of them tasks in progress. */

@@ -4,7 +4,7 @@ import { Tracer } from '@aws-lambda-powertools/tracer';
 import type { Context } from 'aws-lambda';
 import { documentClient } from '../aws-clients';
 import { readTableConfig } from '../config';
-import { METRICS } from '../service-settings';
+import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { type SweepSummary, sweep } from './sweep';
 
@@ -13,7 +13,7 @@ import { type SweepSummary, sweep } from './sweep';
 const config = readTableConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.sweeper });
 const store = new TaskStore(documentClient(undefined, tracer), config.tableName);
-const logger = new Logger({ serviceName: 'subtask-progress-sweeper' });
+const logger = new Logger({ serviceName: serviceName('sweeper') });
 const metrics = new Metrics({ namespace: METRICS.namespace, serviceName: METRICS.services.sweeper });
 
 export async function handler(_event: unknown, context: Context): Promise<SweepSummary> {

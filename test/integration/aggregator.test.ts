@@ -16,7 +16,6 @@ import {
 import type { DynamoDBRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, subtaskIdsFor, workloadFor } from '../../bench/workload';
 import { foldBatch } from '../../lambdas/aggregator/fold-batch';
 import { foldShard, reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { documentClient } from '../../lambdas/aws-clients';
@@ -48,6 +47,7 @@ import {
   sequenceNumberOf,
 } from '../support/fold-harness';
 import { StoreRecorder } from '../support/store-recorder';
+import { seededRandom, subtaskIdsFor, workloadFor } from '../support/workload';
 
 /**
  * The fold's rules at its edges (DESIGN §2), each a way to lose or double a count, on DynamoDB Local and the

@@ -1,13 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import {
-  type ExpectedProgress,
-  seededRandom,
-  subtaskIdsFor,
-  type WorkloadShape,
-  workloadFor,
-} from '../../bench/workload';
 import { documentClient } from '../../lambdas/aws-clients';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
@@ -27,6 +20,13 @@ import {
 import { initializeRequest, T0 } from '../support/factories';
 import { type FoldTotals, type StreamDisorder, startFoldHarness } from '../support/fold-harness';
 import { StoreRecorder } from '../support/store-recorder';
+import {
+  type ExpectedProgress,
+  seededRandom,
+  subtaskIdsFor,
+  type WorkloadShape,
+  workloadFor,
+} from '../support/workload';
 
 /**
  * Exactness under at-least-once delivery, on DynamoDB Local and its real stream: appliers race on one task with

@@ -7,6 +7,8 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { documentClient } from '../../lambdas/aws-clients';
+import { newTaskTable, type TestTable, uniqueName } from '../support/aws';
 import {
   batchGetReadUnits,
   indexWriteUnits,
@@ -16,9 +18,7 @@ import {
   singleWriteUnits,
   transactionWriteUnits,
   writeUnitsForBytes,
-} from '../../bench/metering';
-import { documentClient } from '../../lambdas/aws-clients';
-import { newTaskTable, type TestTable, uniqueName } from '../support/aws';
+} from '../support/metering';
 
 /**
  * The bench's metering against DynamoDB Local's ReturnConsumedCapacity on plain PutItem and UpdateItem, where the

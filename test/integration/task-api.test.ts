@@ -369,6 +369,7 @@ describe('PUT /tasks/{task_id}', () => {
     expect(body(result)).toEqual({
       error: 'Conflict',
       message: expect.stringContaining('total, action_name'),
+      fields: ['total', 'action_name'],
     });
   });
 

@@ -2,7 +2,6 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DynamoDBBatchResponse, DynamoDBRecord, SQSBatchResponse } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, shuffle } from '../../bench/workload';
 import { changesOf } from '../../lambdas/aggregator/stream-records';
 import { applyBatch, type BatchSummary } from '../../lambdas/applier/apply-batch';
 import type { ServiceEvent } from '../../lambdas/core/events';
@@ -22,6 +21,7 @@ import {
   type TestTable,
 } from '../support/aws';
 import { roleEndpoint, roleSqsClient, roleStore } from '../support/role-gateways';
+import { seededRandom, shuffle } from '../support/workload';
 import { bundleChildren, type ChildBundles, LambdaProcess, WarmProcesses } from './crash-process';
 import {
   APPLIER_KILL_POINTS,

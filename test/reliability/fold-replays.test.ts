@@ -1,7 +1,6 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, shuffle } from '../../bench/workload';
 import { foldShard, reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { applyBatch } from '../../lambdas/applier/apply-batch';
 import { documentClient } from '../../lambdas/aws-clients';
@@ -13,6 +12,7 @@ import { SILENT_LOG } from '../support/applier-harness';
 import { newStatusQueues, newTaskTable, streamsClient, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, messageBody, subtaskIds, T0, terminal } from '../support/factories';
 import { roleDynamoClient, roleSqsClient, roleStore } from '../support/role-gateways';
+import { seededRandom, shuffle } from '../support/workload';
 import {
   aggregatorHandler,
   auditTasks,

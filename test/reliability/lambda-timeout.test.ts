@@ -1,7 +1,6 @@
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom } from '../../bench/workload';
 import { applyBatch } from '../../lambdas/applier/apply-batch';
 import { documentClient } from '../../lambdas/aws-clients';
 import { parseStatusMessage } from '../../lambdas/core/status-message';
@@ -26,6 +25,7 @@ import {
   terminal,
 } from '../support/factories';
 import { roleDynamoClient, roleSqsClient, roleStore } from '../support/role-gateways';
+import { seededRandom } from '../support/workload';
 import {
   type Audit,
   allSubtasks,

@@ -12,7 +12,6 @@ import {
 import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, shuffle } from '../../bench/workload';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { documentClient } from '../../lambdas/aws-clients';
 import { MAX_BODY_BYTES, MAX_COUNT } from '../../lambdas/core/status-message';
@@ -33,6 +32,7 @@ import {
 } from '../support/aws';
 import { initializeRequest, lambdaContext, subtaskIds, T0, terminal } from '../support/factories';
 import { roleSqsClient, roleStore } from '../support/role-gateways';
+import { seededRandom, shuffle } from '../support/workload';
 import {
   applierHandler,
   auditTasks,

@@ -25,7 +25,6 @@ import {
 import type { DynamoDBRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seededRandom, shuffle } from '../../bench/workload';
 import { foldBatch } from '../../lambdas/aggregator/fold-batch';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { changesOf } from '../../lambdas/aggregator/stream-records';
@@ -51,6 +50,7 @@ import {
 } from '../support/aws';
 import { initializeRequest, lambdaContext, messageBody, T0, terminal } from '../support/factories';
 import { roleDynamoClient } from '../support/role-gateways';
+import { seededRandom, shuffle } from '../support/workload';
 import {
   allSubtasks,
   applierHandler,

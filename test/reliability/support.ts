@@ -18,7 +18,6 @@ import type {
   SQSMessageAttributes,
 } from 'aws-lambda';
 import { expect } from 'vitest';
-import { shuffle, type Workload, type WorkloadShape, workloadFor } from '../../bench/workload';
 import { type FoldBatchDependencies, foldBatch } from '../../lambdas/aggregator/fold-batch';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { createAggregatorHandler } from '../../lambdas/aggregator/stream-handler';
@@ -32,6 +31,7 @@ import type { TaskStore } from '../../lambdas/store/task-store';
 import { addTotals, type HarnessTotals, SILENT_LOG, ZERO_TOTALS } from '../support/applier-harness';
 import { uniqueName } from '../support/aws';
 import { initializeRequest, sqsRecord, subtaskIds, T0 } from '../support/factories';
+import { shuffle, type Workload, type WorkloadShape, workloadFor } from '../support/workload';
 
 /**
  * Helpers the reliability suite shares: deliveries as SQS makes them, workloads over several tasks (from the
@@ -194,7 +194,7 @@ export interface Workloads {
 
 /**
  * Initializes one task per entry of `subtaskCounts` and generates what their workers would send (with
- * `bench/workload.ts`, as the bench does), all tasks' deliveries interleaved.
+ * `test/support/workload.ts`, as the bench does), all tasks' deliveries interleaved.
  */
 export async function startWorkloads(
   store: TaskStore,

@@ -7,7 +7,7 @@ import type { TaskStore } from '../../lambdas/store/task-store';
 /**
  * Stands in for SQS and Lambda's event source: `appliers` concurrent loops take batches from one pool of
  * deliveries and put back whatever a batch reports for retry, as SQS redelivers it after the visibility timeout.
- * Seeded randomness (batch sizes) comes from `bench/workload.ts`'s `seededRandom`.
+ * Seeded randomness (batch sizes) comes from `test/support/workload.ts`'s `seededRandom`.
  */
 
 export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };

@@ -2,9 +2,9 @@ import { describe, expect, it } from 'vitest';
 import {
   InvalidBodyError,
   MAX_INITIALIZE_BODY_BYTES,
-  MAX_SUBTASKS,
   parseInitializeBody,
 } from '../../lambdas/api/initialize-body';
+import { MAX_SUBTASKS } from '../../lambdas/core/contract';
 
 const JOB = { action_name: 'emailed', total: 300 };
 

@@ -11,7 +11,7 @@ import {
   transactionWriteUnits,
   valueBytes,
   writeUnitsForBytes,
-} from '../../bench/metering';
+} from '../support/metering';
 
 /**
  * DynamoDB's sizing rules on small items whose sizes are counted by hand here, and its write-unit rules on

@@ -1,19 +1,18 @@
-import type { StatusUpdate } from '../lambdas/core/apply-statuses';
-import { statusMessageBody } from '../lambdas/core/status-message';
-import {
-  createSubtaskStatus,
-  incrementSubtaskStatus,
-  isTerminalState,
-  type SubtaskStatus,
-  type TerminalState,
-} from '../lambdas/core/subtask-status';
-
 /**
  * What workers send for a task, delivered as SQS would deliver it: each subtask reports some progress or retry
  * statuses and then exactly one terminal status; a share of all statuses is delivered twice; everything arrives
  * in random order. Seeded, so every strategy of a bench run, two runs, and a failing property test replay the
  * same deliveries. The bench and the test suites share this module.
  */
+import type { StatusUpdate } from '../../lambdas/core/apply-statuses';
+import { statusMessageBody } from '../../lambdas/core/status-message';
+import {
+  createSubtaskStatus,
+  incrementSubtaskStatus,
+  isTerminalState,
+  type SubtaskStatus,
+  type TerminalState,
+} from '../../lambdas/core/subtask-status';
 
 /** How often a non-terminal status is a retry (bumps `retried_withmax`, state `RETRY`) rather than progress. */
 const RETRY_SHARE = 0.3;
