@@ -69,12 +69,14 @@ export const SMOKE_DEFAULTS = {
   pollIntervalMs: 1_000,
 } as const;
 
-type Route = 'PUT /tasks/{task_id}' | 'POST /tasks/{task_id}/cancel' | 'GET /tasks/{task_id}';
-const GRANTS: Record<Route, string> = {
+/** Each route the smoke test calls, and the construct's grant that lets a caller call it. */
+const GRANTS = {
   'PUT /tasks/{task_id}': 'grantInitialize',
   'POST /tasks/{task_id}/cancel': 'grantCancel',
   'GET /tasks/{task_id}': 'grantReadProgress',
-};
+  'GET /tasks/{task_id}/subtasks': 'grantReadProgress',
+} as const;
+type Route = keyof typeof GRANTS;
 
 const seconds = (ms: number) => `${Math.round(ms / 100) / 10} s`;
 
@@ -268,7 +270,9 @@ class SmokeRun {
     this.passed('send', `${statuses.length} statuses sent to the status queue`);
     const applied = await this.poll(
       () =>
-        this.call('apply', 'GET /tasks/{task_id}', () => listSubtasks(taskId, { ...this.api, limit: 100 })),
+        this.call('apply', 'GET /tasks/{task_id}/subtasks', () =>
+          listSubtasks(taskId, { ...this.api, limit: 100 }),
+        ),
       (page) =>
         statuses.every((status) =>
           page.subtasks.some(
@@ -360,7 +364,7 @@ class SmokeRun {
       cancelTimeoutMs,
     );
     if (!canceled.met) {
-      const revoked = await this.call('canceled', 'GET /tasks/{task_id}', () =>
+      const revoked = await this.call('canceled', 'GET /tasks/{task_id}/subtasks', () =>
         listSubtasks(taskId, { ...this.api, state: 'REVOKED', limit: 100 }),
       );
       throw new SmokeTestFailure(
