@@ -145,6 +145,45 @@ describe('npm run smoke against an API that refuses or is not there', () => {
     }
   });
 
+  it("signs for the region in a deployed API's URL, and names the grant IAM refused", async () => {
+    const requests: Request[] = [];
+    // IAM on API Gateway has no local counterpart: a fetch answers as API Gateway does to an unauthorized caller.
+    const apiGateway: typeof fetch = async (input, init) => {
+      requests.push(new Request(input, init));
+      return new Response(
+        JSON.stringify({
+          Message:
+            'User: arn:aws:iam::123456789012:user/ops is not authorized to perform: execute-api:Invoke',
+        }),
+        { status: 403, statusText: 'Forbidden', headers: { 'content-type': 'application/json' } },
+      );
+    };
+
+    const failure = await failureOf(
+      runSmokeTest({
+        target: {
+          apiUrl: 'https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com',
+          queueUrl: 'https://sqs.eu-west-1.amazonaws.com/123456789012/statuses',
+          region: 'eu-west-1',
+        },
+        sqs,
+        api: { fetch: apiGateway, credentials: { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'secret' } },
+        ...FAST,
+      }),
+    );
+
+    expect(requests.map((request) => `${request.method} ${new URL(request.url).pathname}`)).toEqual([
+      expect.stringMatching(/^PUT \/tasks\/smoke-\d{8}T\d{6}-\w+-a$/),
+    ]);
+    expect(requests[0]?.headers.get('authorization')).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request/,
+    );
+    expect(failure.step).toBe('initialize');
+    expect(failure.message).toMatch(
+      /^API answered 403 to PUT \/tasks\/\{task_id\} \(.+\): the caller needs grantInitialize/,
+    );
+  });
+
   it('names the API URL when nothing listens there', async () => {
     const closed = createServer();
     const apiUrl = await listening(closed);
