@@ -86,7 +86,7 @@ function defaultPrefix(): string {
 }
 
 /** An API call's failure in an operator's words: what answered, and what to check. */
-export function apiFailureReason(error: unknown, route: Route, apiUrl: string): string | undefined {
+function apiFailureReason(error: unknown, route: Route, apiUrl: string): string | undefined {
   if (error instanceof ProgressApiUnreachableError) {
     return `${error.message}: is ${apiUrl} the stack's ApiUrl output (or is \`npm start\` running)?`;
   }
