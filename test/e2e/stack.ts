@@ -34,7 +34,10 @@ export interface TestStack extends LocalStack {
 }
 
 export interface TestStackOptions
-  extends Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock' | 'statementsFor'> {
+  extends Pick<
+    LocalStackOptions,
+    'httpTimeoutMs' | 'sweeperClock' | 'sweepIntervalMs' | 'streamBatchingWindowMs' | 'statementsFor'
+  > {
   /**
    * Whether the test means calls to be denied. Otherwise `stop()` fails on any call a function's synthesized
    * role would not allow on AWS, so every end-to-end test also checks the grants. @default false
