@@ -2,7 +2,6 @@ import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import type { SweepSummary } from '../lambdas/sweeper/sweep';
-import { LOCAL_CREDENTIALS } from './emulators';
 import type { LocalEvent } from './event-file';
 import type { BatchReport } from './event-source-poller';
 import {
@@ -12,6 +11,7 @@ import {
   type StackComponent,
   startLocalStack,
 } from './local-stack';
+import { exportLine, localEnvironment } from './shell-environment';
 import type { StreamBatchReport } from './stream-poller';
 
 /**
@@ -160,17 +160,6 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
   const storage =
     dataPath === undefined ? 'in memory' : `on disk in ${relative(process.cwd(), resolve(dataPath)) || '.'}/`;
   const eventsFile = relative(process.cwd(), stack.eventsFile);
-  const exports = [
-    `AWS_ENDPOINT_URL_DYNAMODB=${stack.dynamoEndpoint}`,
-    `AWS_ENDPOINT_URL_SQS=${stack.sqsEndpoint}`,
-    `AWS_REGION=${stack.region}`,
-    `AWS_ACCESS_KEY_ID=${LOCAL_CREDENTIALS.accessKeyId}`,
-    `AWS_SECRET_ACCESS_KEY=${LOCAL_CREDENTIALS.secretAccessKey}`,
-    `SUBTASK_PROGRESS_TABLE=${stack.tableName}`,
-    `SUBTASK_PROGRESS_QUEUE_URL=${stack.queueUrl}`,
-    `SUBTASK_PROGRESS_DEAD_LETTER_QUEUE_URL=${stack.deadLetterQueueUrl}`,
-    `SUBTASK_PROGRESS_API_URL=${stack.httpUrl}`,
-  ];
   console.log(`subtask-progress is running locally (DynamoDB ${storage})
 
   DynamoDB Local     ${stack.dynamoEndpoint}    table ${stack.tableName}
@@ -182,7 +171,7 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
 
 Paste into another shell to point the AWS CLI, the SDKs and our CLI here:
 
-export ${exports.join(' ')}
+${exportLine(localEnvironment(stack))}
 
 Then try:
   npm run demo
