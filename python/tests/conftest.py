@@ -22,6 +22,19 @@ STACK_VARIABLES = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The SQS emulator serves SQS's JSON protocol only; a botocore that speaks the query protocol cannot reach it."""
+    import botocore
+    import botocore.session
+
+    protocol = botocore.session.get_session().get_service_model("sqs").protocol
+    if protocol != "json":
+        raise pytest.UsageError(
+            f"botocore {botocore.__version__} speaks SQS's {protocol} protocol; the local stack's SQS emulator serves "
+            "only the JSON protocol (botocore releases since late April 2024): run with a newer boto3 (PYTHON=…)"
+        )
+
+
 @pytest.fixture()
 def stack_env() -> Mapping[str, str]:
     """The local stack's environment; the tests that need it fail, not skip, without it."""
