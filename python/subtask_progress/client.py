@@ -250,7 +250,9 @@ class SubtaskProgressClient:
     def _credentials(self) -> Credentials:
         credentials = self._boto_session().get_credentials()
         if credentials is None:
-            raise ConfigurationError("No AWS credentials to sign the API request with (boto3's credential chain found none)")
+            raise ConfigurationError(
+                "No AWS credentials to sign the API request with (boto3's credential chain found none)"
+            )
         return credentials
 
     @staticmethod

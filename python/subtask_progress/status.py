@@ -138,7 +138,9 @@ def status_message_body(entry_id: EntryId, current_task_id: str, new_subtask_sta
             {"entry_id": entry_id, "current_task_id": current_task_id, "new_subtask_status": dict(new_subtask_status)}
         )
     except (TypeError, ValueError) as error:
-        raise InvalidSubtaskStatusError("INVALID_TYPE", f"new_subtask_status: not JSON-serializable ({error})") from error
+        raise InvalidSubtaskStatusError(
+            "INVALID_TYPE", f"new_subtask_status: not JSON-serializable ({error})"
+        ) from error
     size = len(body.encode("utf-8"))
     if size > MAX_BODY_BYTES:
         raise InvalidSubtaskStatusError(

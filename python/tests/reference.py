@@ -20,6 +20,7 @@ CANDIDATES = [folder / REFERENCE_PATH for folder in REPOSITORY.parents]
 # Keywords that continue an expression; any other name at bracket depth 0 after a complete operand starts a statement.
 _OPERATOR_KEYWORDS = {"and", "or", "not", "is", "in", "else", "if"}
 _STATEMENT_KEYWORDS = {"if", "return", "for", "while", "raise", "del", "pass", "try", "with"}
+_SKIP = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
 
 
 def reference_path() -> Path:
@@ -63,14 +64,7 @@ def _statements(body: str) -> List[str]:
         depth += token.string in "([{" and token.type == tokenize.OP
         depth -= token.string in ")]}" and token.type == tokenize.OP
         previous = token
-    return [_join(statement) for statement in statements if statement]
-
-
-_SKIP = {tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER, tokenize.INDENT, tokenize.DEDENT, tokenize.COMMENT}
-
-
-def _join(tokens: List[str]) -> str:
-    return " ".join(tokens)
+    return [" ".join(statement) for statement in statements if statement]
 
 
 def reference_helpers() -> Dict[str, Callable[..., Any]]:
@@ -89,7 +83,8 @@ def reference_task_progress(action_name: str, total_num: int, now: float) -> Dic
     match = re.search(r"task_progress = (\{[^{}]*\})", reference_text())
     if match is None:
         raise ValueError("initialize_subtask_info's task_progress literal is not in the reference")
-    value = eval(match.group(1), {"__builtins__": {"int": int}, "time": lambda: now}, {"action_name": action_name, "total_num": total_num})
+    names = {"action_name": action_name, "total_num": total_num}
+    value = eval(match.group(1), {"__builtins__": {"int": int}, "time": lambda: now}, names)
     if not isinstance(value, dict):
         raise ValueError(f"task_progress is not a dict: {value!r}")
     return value

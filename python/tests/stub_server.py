@@ -39,9 +39,8 @@ class StubServer:
         class Handler(http.server.BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
-                stub.requests.append(
-                    Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
-                )
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                stub.requests.append(Recorded(self.command, self.path, headers, self.rfile.read(length)))
                 answer = answers[min(len(stub.requests), len(answers)) - 1]
                 payload = b"" if answer.body is None else json.dumps(answer.body).encode()
                 self.send_response(answer.status)

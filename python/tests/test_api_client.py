@@ -48,7 +48,9 @@ def test_initialize_repeats_the_same_put_while_the_api_answers_202() -> None:
     answers = [Answer(202, progress(False), {"retry-after": "1"})] * 2 + [Answer(201, progress())]
     with StubServer(answers) as stub:
         pauses: List[float] = []
-        task = local_client(stub, pauses).initialize_task("job-1", "emailed", 200, ["a", "b"], tolerated_failure_percentage=2.5)
+        task = local_client(stub, pauses).initialize_task(
+            "job-1", "emailed", 200, ["a", "b"], tolerated_failure_percentage=2.5
+        )
 
     assert (task.created, task.requests) == (True, 3)
     assert [(r.method, r.path) for r in stub.requests] == [("PUT", "/tasks/job-1")] * 3

@@ -150,7 +150,9 @@ def test_a_status_for_an_unknown_subtask_ends_in_the_dead_letter_queue() -> None
     sqs = boto3.client("sqs", endpoint_url=os.environ["AWS_ENDPOINT_URL_SQS"])
     queue_url = os.environ["SUBTASK_PROGRESS_DEAD_LETTER_QUEUE_URL"]
 
-    update_subtask_status(task_id, "not-a-subtask", create_subtask_status("not-a-subtask", succeeded=1, state="SUCCESS"))
+    stray = create_subtask_status("not-a-subtask", succeeded=1, state="SUCCESS")
+
+    update_subtask_status(task_id, "not-a-subtask", stray)
 
     seen: List[Dict[str, Any]] = []
 

@@ -14,6 +14,7 @@ from subtask_progress import SUBTASK_STATES, create_subtask_status, increment_su
 
 RUNS = 500
 STATES = sorted(SUBTASK_STATES)
+COUNTS = ("succeeded", "failed", "skipped", "retried_nomax", "retried_withmax")
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +26,7 @@ def counts(rng: random.Random) -> Dict[str, Any]:
     """Some of the keyword arguments, as a caller passes them: counts of any size, and a state or none."""
     chosen = {
         name: rng.choice([0, 1, rng.randint(0, 100), rng.randint(0, 2**31)])
-        for name in ("succeeded", "failed", "skipped", "retried_nomax", "retried_withmax")
+        for name in COUNTS
         if rng.random() < 0.7
     }
     if rng.random() < 0.6:
@@ -44,7 +45,7 @@ def test_create_subtask_status_is_the_reference_s(reference: Dict[str, Any]) -> 
         task_id = rng.choice(["sub-0", "7f0c-a", "x" * 128, str(rng.random())])
         kwargs = counts(rng)
         same(create_subtask_status(task_id, **kwargs), reference["create_subtask_status"](task_id, **kwargs))
-        positional = [kwargs.get(name, 0) for name in ("succeeded", "failed", "skipped", "retried_nomax", "retried_withmax")]
+        positional = [kwargs.get(name, 0) for name in COUNTS]
         same(create_subtask_status(task_id, *positional), reference["create_subtask_status"](task_id, *positional))
 
 
@@ -57,7 +58,8 @@ def test_increment_subtask_status_is_the_reference_s_along_a_subtask_s_retries(r
             ours = theirs = {**ours, "error": "bounced"}
         for _ in range(rng.randint(1, 8)):
             kwargs = counts(rng)
-            ours, theirs = increment_subtask_status(ours, **kwargs), reference["increment_subtask_status"](theirs, **kwargs)
+            ours = increment_subtask_status(ours, **kwargs)
+            theirs = reference["increment_subtask_status"](theirs, **kwargs)
             same(ours, theirs)
 
 
@@ -73,7 +75,8 @@ def test_increment_leaves_its_argument_unchanged(reference: Dict[str, Any]) -> N
     )
 
 
-def test_the_reference_s_task_progress_has_the_fields_the_api_returns(stack_env: Dict[str, str], fresh_default_client: None) -> None:
+@pytest.mark.usefixtures("stack_env", "fresh_default_client")
+def test_the_reference_s_task_progress_has_the_fields_the_api_returns() -> None:
     from subtask_progress.subtasks import initialize_subtask_info
 
     task_id = f"py-ref-{random.randrange(10**9)}"
