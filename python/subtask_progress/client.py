@@ -235,16 +235,17 @@ class SubtaskProgressClient:
     def _sqs(self) -> Any:
         if self._sqs_client is not None:
             return self._sqs_client
+        region = self._region_name()
         session = self._boto_session()
-        client = session.client(
-            "sqs",
-            region_name=self._region_name(),
-            endpoint_url=settings.sqs_endpoint(self._env),
-            config=Config(retries={"mode": "standard", "max_attempts": self._send_attempts}),
-        )
+        # Under the lock: a boto3 session is not safe to build clients from in several threads at once.
         with self._lock:
             if self._sqs_client is None:
-                self._sqs_client = client
+                self._sqs_client = session.client(
+                    "sqs",
+                    region_name=region,
+                    endpoint_url=settings.sqs_endpoint(self._env),
+                    config=Config(retries={"mode": "standard", "max_attempts": self._send_attempts}),
+                )
             return self._sqs_client
 
     def _credentials(self) -> Credentials:
