@@ -31,7 +31,7 @@ from .errors import (
 )
 from .signing import is_loopback, signature_headers
 from .status import EntryId, SubtaskStatus, status_message_body
-from .transport import ApiResponse, Transport, urllib_transport
+from .transport import ApiResponse, urllib_transport
 
 LOG = logging.getLogger(__name__)
 
@@ -104,7 +104,6 @@ class SubtaskProgressClient:
         region: Optional[str] = None,
         sqs_client: Any = None,
         env: Optional[Mapping[str, str]] = None,
-        transport: Transport = urllib_transport,
         timeout: float = 30.0,
         http_attempts: int = 4,
         send_attempts: int = 8,
@@ -121,7 +120,6 @@ class SubtaskProgressClient:
         self._queue_url = queue_url
         self._region = region
         self._sqs_client = sqs_client
-        self._transport = transport
         self._timeout = timeout
         self._http_attempts = http_attempts
         self._send_attempts = send_attempts
@@ -278,7 +276,7 @@ class SubtaskProgressClient:
                 # Signed at every attempt: a signature is dated.
                 headers.update(signature_headers(method, url, self._region_name(), self._credentials(), data, headers))
             try:
-                response = self._transport(method, url, headers, data, self._timeout)
+                response = urllib_transport(method, url, headers, data, self._timeout)
             except ApiUnreachableError:
                 if attempt >= attempts:
                     raise

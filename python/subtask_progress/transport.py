@@ -8,7 +8,7 @@ import socket
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Mapping, Optional
 
 from .errors import ApiUnreachableError
 
@@ -27,10 +27,6 @@ class ApiResponse:
             return json.loads(self.body)
         except ValueError:
             return None
-
-
-Transport = Callable[[str, str, Mapping[str, str], Optional[bytes], float], ApiResponse]
-"""``(method, url, headers, body, timeout) -> ApiResponse``; raises ``ApiUnreachableError`` when nothing answered."""
 
 
 def urllib_transport(
