@@ -143,24 +143,6 @@ export interface LocalStack {
   stop(): Promise<void>;
 }
 
-/**
- * What a shell needs to reach the stack: the variables the SDKs, the AWS CLI and our client and CLI read. The
- * export line `npm start` prints is made of these.
- */
-export function clientEnvironment(stack: LocalStack): Record<string, string> {
-  return {
-    AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
-    AWS_ENDPOINT_URL_SQS: stack.sqsEndpoint,
-    AWS_REGION: stack.region,
-    AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: LOCAL_CREDENTIALS.secretAccessKey,
-    SUBTASK_PROGRESS_TABLE: stack.tableName,
-    SUBTASK_PROGRESS_QUEUE_URL: stack.queueUrl,
-    SUBTASK_PROGRESS_DEAD_LETTER_QUEUE_URL: stack.deadLetterQueueUrl,
-    SUBTASK_PROGRESS_API_URL: stack.httpUrl,
-  };
-}
-
 /** Fails early with the port's owner in mind, rather than with a child process dying on a bind error. */
 async function assertPortFree(component: StackComponent, port: number | undefined): Promise<void> {
   if (port === undefined || port === 0) return;

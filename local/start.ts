@@ -5,13 +5,13 @@ import type { SweepSummary } from '../lambdas/sweeper/sweep';
 import type { LocalEvent } from './event-file';
 import type { BatchReport } from './event-source-poller';
 import {
-  clientEnvironment,
   DEFAULT_SWEEP_INTERVAL_MS,
   type LocalStack,
   PortInUseError,
   type StackComponent,
   startLocalStack,
 } from './local-stack';
+import { exportLine, localEnvironment } from './shell-environment';
 import type { StreamBatchReport } from './stream-poller';
 
 /**
@@ -160,7 +160,6 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
   const storage =
     dataPath === undefined ? 'in memory' : `on disk in ${relative(process.cwd(), resolve(dataPath)) || '.'}/`;
   const eventsFile = relative(process.cwd(), stack.eventsFile);
-  const exports = Object.entries(clientEnvironment(stack)).map(([name, value]) => `${name}=${value}`);
   console.log(`subtask-progress is running locally (DynamoDB ${storage})
 
   DynamoDB Local     ${stack.dynamoEndpoint}    table ${stack.tableName}
@@ -172,7 +171,7 @@ function printBanner(stack: LocalStack, dataPath: string | undefined): void {
 
 Paste into another shell to point the AWS CLI, the SDKs and our CLI here:
 
-export ${exports.join(' ')}
+${exportLine(localEnvironment(stack))}
 
 Then try:
   npm run demo

@@ -8,12 +8,8 @@ import { inject } from 'vitest';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import type { LocalEvent } from '../../local/event-file';
 import type { Denial } from '../../local/iam-gateway';
-import {
-  clientEnvironment,
-  type LocalStack,
-  type LocalStackOptions,
-  startLocalStack,
-} from '../../local/local-stack';
+import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
+import { localEnvironment } from '../../local/shell-environment';
 import { dynamoClient, sqsClient, uniqueName } from '../support/aws';
 
 /**
@@ -76,7 +72,7 @@ export async function startTestStack({
         `${source}: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
     );
   // This process is the shell an operator pasted the export line into: clients and the CLI find the stack so.
-  const environment = clientEnvironment(stack);
+  const environment = localEnvironment(stack);
   const previous = Object.fromEntries(Object.keys(environment).map((name) => [name, process.env[name]]));
   Object.assign(process.env, environment);
   const restoreEnvironment = () => {
