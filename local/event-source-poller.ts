@@ -8,7 +8,16 @@ import {
 import type { Context, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
 import { APPLIER, serviceName } from '../lambdas/service-settings';
-import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
+import {
+  ACCOUNT_ID,
+  batchResponseSchema,
+  DeadlineInvocations,
+  describeError,
+  InvocationTimeoutError,
+  lambdaContext,
+  sleep,
+  withoutUndefined,
+} from './lambda-invocation';
 
 /**
  * Stands in for Lambda's SQS event source mapping: long-polls the queue, gathers a batch within the batching
@@ -17,7 +26,7 @@ import { ACCOUNT_ID, describeError, InvocationTimeoutError, lambdaContext } from
  * doing, exactly as in AWS: the poller never re-queues anything itself.
  */
 
-/** Its answer is checked like any untrusted input (`batchResponseSchema`). */
+/** Its answer is checked like any untrusted input (`batchResponseSchema` in `lambda-invocation.ts`). */
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
 export interface BatchReport {
@@ -66,8 +75,6 @@ const IDLE_WAIT_SECONDS = 1;
 const SHORT_POLL_PAUSE_MS = 50;
 const ERROR_BACKOFF_MS = 1_000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** The fields SQS always returns for a received message, checked rather than assumed. */
 const receivedSchema = z.object({
   MessageId: z.string().min(1),
@@ -94,24 +101,6 @@ const receivedSchema = z.object({
       ApproximateFirstReceiveTimestamp: '0',
     }),
 });
-
-/**
- * What Lambda accepts back from an SQS function. An empty or null response means "all succeeded"; an identifier
- * that is empty or not in the batch makes Lambda treat the whole batch as failed, and so do we.
- */
-const batchResponseSchema = z
-  .object({
-    batchItemFailures: z
-      .array(z.object({ itemIdentifier: z.string().min(1) }))
-      .nullish()
-      .transform((failures) => failures ?? []),
-  })
-  .nullish()
-  .transform((response) => response?.batchItemFailures ?? []);
-
-function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
-}
 
 /** Message attributes as Lambda spells them: camelCase, binaries base64-encoded. */
 function lambdaAttributes(
@@ -156,8 +145,7 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
   const functionName = options.functionName ?? serviceName('applier');
   const onError = options.onError ?? (() => undefined);
   let stopping = false;
-  // Invocations that outlived their timeout: Lambda would have frozen them; here they run on, and stop() waits.
-  const overrun = new Set<Promise<unknown>>();
+  const invocations = new DeadlineInvocations();
 
   async function receive(maxMessages: number, waitSeconds: number): Promise<Message[]> {
     const { Messages } = await sqs.send(
@@ -204,30 +192,20 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
 
   async function invoke(event: SQSEvent): Promise<string[]> {
     const deadline = Date.now() + timeoutMs;
-    const invocation = handler(
-      event,
-      lambdaContext({ functionName, region: options.region, memoryMiB: APPLIER.memoryMiB }, deadline),
+    const context = lambdaContext(
+      { functionName, region: options.region, memoryMiB: APPLIER.memoryMiB },
+      deadline,
     );
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new InvocationTimeoutError(timeoutMs)), timeoutMs);
-    });
-    try {
-      const response = await Promise.race([invocation, timeout]);
-      const failures = batchResponseSchema.parse(response).map((failure) => failure.itemIdentifier);
-      const inBatch = new Set(event.Records.map((record) => record.messageId));
-      const unknown = failures.find((id) => !inBatch.has(id));
-      if (unknown !== undefined) throw new Error(`batchItemFailures names '${unknown}', not in the batch`);
-      return failures;
-    } catch (error) {
-      if (error instanceof InvocationTimeoutError) {
-        const settled = invocation.catch(() => undefined).finally(() => overrun.delete(settled));
-        overrun.add(settled);
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+    const response = await invocations.invoke(
+      async () => handler(event, context),
+      deadline,
+      () => new InvocationTimeoutError(timeoutMs),
+    );
+    const failures = batchResponseSchema.parse(response).map((failure) => failure.itemIdentifier);
+    const inBatch = new Set(event.Records.map((record) => record.messageId));
+    const unknown = failures.find((id) => !inBatch.has(id));
+    if (unknown !== undefined) throw new Error(`batchItemFailures names '${unknown}', not in the batch`);
+    return failures;
   }
 
   /** Deletes the given records; one that fails to delete is simply delivered again, which is harmless. */
@@ -299,7 +277,7 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
     stop() {
       stopping = true;
       stopped ??= Promise.all(loops).then(async () => {
-        await Promise.all(overrun);
+        await invocations.settled();
       });
       return stopped;
     },

@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { matchRoute, ROUTES } from '../lambdas/api/routes';
 import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
-import { ACCOUNT_ID, lambdaContext } from './lambda-invocation';
+import { ACCOUNT_ID, DeadlineInvocations, lambdaContext } from './lambda-invocation';
 
 /**
  * Stands in for API Gateway's HTTP API in front of the API function: each request becomes a payload format 2.0
@@ -234,32 +234,17 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
   const timeoutMs = options.timeoutMs ?? API_GATEWAY_TIMEOUT_MS;
   const functionName = options.functionName ?? serviceName('api');
   const inFlight = new Set<Promise<void>>();
-  // Invocations that outlived the gateway's timeout: Lambda would run them to the function's own timeout; stop()
-  // waits for them, so nothing writes to a stopped emulator.
-  const overrun = new Set<Promise<unknown>>();
+  // One that outlives the gateway's timeout runs on to the function's own timeout, as on Lambda.
+  const invocations = new DeadlineInvocations();
 
   /** Invokes the function, or fails with `IntegrationTimeoutError` once the request's time is up. */
-  async function invoke(event: APIGatewayProxyEventV2, deadline: number): Promise<unknown> {
-    const invocation = (async () =>
-      options.handler(
-        event,
-        lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API.memoryMiB }, deadline),
-      ))();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new IntegrationTimeoutError(timeoutMs)), deadline - Date.now());
-    });
-    try {
-      return await Promise.race([invocation, timeout]);
-    } catch (error) {
-      if (error instanceof IntegrationTimeoutError) {
-        const settled = invocation.catch(() => undefined).finally(() => overrun.delete(settled));
-        overrun.add(settled);
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
-    }
+  function invoke(event: APIGatewayProxyEventV2, deadline: number): Promise<unknown> {
+    const context = lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API.memoryMiB }, deadline);
+    return invocations.invoke(
+      async () => options.handler(event, context),
+      deadline,
+      () => new IntegrationTimeoutError(timeoutMs),
+    );
   }
 
   async function route(
@@ -360,7 +345,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
       stopped ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         await Promise.all(inFlight);
-        await Promise.all(overrun);
+        await invocations.settled();
         // Keep-alive connections would otherwise hold the server (and the process) open until they time out.
         server.closeAllConnections();
         await closed;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { z } from 'zod';
 
 /** What the local stand-ins for Lambda's event sources and API Gateway share when they invoke a function. */
 
@@ -41,5 +42,66 @@ export class InvocationTimeoutError extends Error {
   constructor(timeoutMs: number) {
     super(`Task timed out after ${(timeoutMs / 1000).toFixed(2)} seconds`);
     this.name = 'InvocationTimeoutError';
+  }
+}
+
+/**
+ * What Lambda accepts back from a batch function (SQS or a stream). An empty or null response, or an empty or null
+ * list, means "all succeeded"; an identifier that is empty or missing fails the whole batch.
+ */
+export const batchResponseSchema = z
+  .object({
+    batchItemFailures: z
+      .array(z.object({ itemIdentifier: z.string().min(1) }))
+      .nullish()
+      .transform((failures) => failures ?? []),
+  })
+  .nullish()
+  .transform((response) => response?.batchItemFailures ?? []);
+
+/** `value` without its undefined fields, as a JSON event from Lambda has them. */
+export function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Invocations of one stand-in, each raced against its deadline. One that outlives it fails with the stand-in's
+ * own timeout error but runs on, as it would in its own sandbox; `settled()` waits for those too, so nothing
+ * writes to an emulator that is being stopped.
+ */
+export class DeadlineInvocations {
+  private readonly overrun = new Set<Promise<unknown>>();
+
+  async invoke<T>(run: () => Promise<T>, deadline: number, timedOut: () => Error): Promise<T> {
+    const invocation = run();
+    let timer: NodeJS.Timeout | undefined;
+    let expired = false;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => {
+          expired = true;
+          reject(timedOut());
+        },
+        Math.max(0, deadline - Date.now()),
+      );
+    });
+    try {
+      return await Promise.race([invocation, timeout]);
+    } catch (error) {
+      if (expired) {
+        const settled = invocation.catch(() => undefined).finally(() => this.overrun.delete(settled));
+        this.overrun.add(settled);
+      }
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Resolves once every invocation that outlived its deadline has ended. */
+  async settled(): Promise<void> {
+    await Promise.all(this.overrun);
   }
 }

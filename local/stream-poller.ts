@@ -1,6 +1,4 @@
 import {
-  type _Record,
-  type AttributeValue,
   DescribeStreamCommand,
   type DynamoDBStreamsClient,
   GetRecordsCommand,
@@ -8,16 +6,18 @@ import {
   GetShardIteratorCommand,
   type Shard,
 } from '@aws-sdk/client-dynamodb-streams';
-import type {
-  Context,
-  DynamoDBBatchResponse,
-  DynamoDBRecord,
-  DynamoDBStreamEvent,
-  AttributeValue as LambdaAttributeValue,
-} from 'aws-lambda';
-import { z } from 'zod';
+import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
 import { AGGREGATOR, serviceName } from '../lambdas/service-settings';
-import { describeError, InvocationTimeoutError, lambdaContext } from './lambda-invocation';
+import {
+  batchResponseSchema,
+  DeadlineInvocations,
+  describeError,
+  InvocationTimeoutError,
+  lambdaContext,
+  sleep,
+} from './lambda-invocation';
+import { sequenceNumber, toRecord } from './lambda-stream-records';
+import { deferred, newShard, type ShardState, WakeableTimer } from './stream-shard';
 
 /**
  * Stands in for Lambda's DynamoDB Streams event source mapping: finds the stream's shards, reads each one in
@@ -92,128 +92,9 @@ const DISCOVERY_INTERVAL_MS = 10_000;
 const FIRST_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 5_000;
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /** 100 ms after the first failure in a row, doubling up to 5 s. */
 function backoffMs(failures: number): number {
   return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
-}
-
-/** A timer that `wake()` cuts short: stop() must not wait out a backoff, nor caughtUp() an idle pause. */
-class Alarm {
-  private ring: (() => void) | undefined;
-
-  sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => this.wake(), ms);
-      this.ring = () => {
-        clearTimeout(timer);
-        this.ring = undefined;
-        resolve();
-      };
-    });
-  }
-
-  wake(): void {
-    this.ring?.();
-  }
-}
-
-/** The fields of a stream record the event needs, checked rather than assumed. */
-const receivedSchema = z.object({
-  eventID: z.string().min(1),
-  eventName: z.enum(['INSERT', 'MODIFY', 'REMOVE']),
-  eventVersion: z.string().default('1.1'),
-  dynamodb: z.object({
-    SequenceNumber: z.string().min(1),
-    ApproximateCreationDateTime: z.date().optional(),
-    SizeBytes: z.number().optional(),
-    StreamViewType: z.enum(['KEYS_ONLY', 'NEW_IMAGE', 'OLD_IMAGE', 'NEW_AND_OLD_IMAGES']).optional(),
-  }),
-  userIdentity: z.object({ PrincipalId: z.string().optional(), Type: z.string().optional() }).optional(),
-});
-
-/**
- * What Lambda accepts back from a stream function. An empty or null response, or an empty or null list, means
- * "all succeeded"; an identifier that is empty, missing or not in the batch fails the whole batch.
- */
-const batchResponseSchema = z
-  .object({
-    batchItemFailures: z
-      .array(z.object({ itemIdentifier: z.string().min(1) }))
-      .nullish()
-      .transform((failures) => failures ?? []),
-  })
-  .nullish()
-  .transform((response) => response?.batchItemFailures ?? []);
-
-function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
-  return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
-}
-
-const base64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-
-/** An attribute as Lambda delivers it: the raw wire shape, numbers as strings and binaries base64-encoded. */
-function lambdaAttribute(value: AttributeValue): LambdaAttributeValue {
-  if (value.S !== undefined) return { S: value.S };
-  if (value.N !== undefined) return { N: value.N };
-  if (value.B !== undefined) return { B: base64(value.B) };
-  if (value.BOOL !== undefined) return { BOOL: value.BOOL };
-  if (value.NULL !== undefined) return { NULL: value.NULL };
-  if (value.SS !== undefined) return { SS: [...value.SS] };
-  if (value.NS !== undefined) return { NS: [...value.NS] };
-  if (value.BS !== undefined) return { BS: value.BS.map(base64) };
-  if (value.L !== undefined) return { L: value.L.map(lambdaAttribute) };
-  if (value.M !== undefined) return { M: lambdaMap(value.M) };
-  // DynamoDB Local writes an empty map as a bare `{}` in stream records, where DynamoDB writes `{"M":{}}`.
-  if (Object.keys(value).length === 0) return { M: {} };
-  throw new Error(`Unknown attribute type ${JSON.stringify(Object.keys(value))} in a stream record`);
-}
-
-function lambdaMap(map: Record<string, AttributeValue>): Record<string, LambdaAttributeValue> {
-  return Object.fromEntries(Object.entries(map).map(([name, value]) => [name, lambdaAttribute(value)]));
-}
-
-function lambdaImage(
-  image: Record<string, AttributeValue> | undefined,
-): Record<string, LambdaAttributeValue> | undefined {
-  return image === undefined ? undefined : lambdaMap(image);
-}
-
-function toRecord(record: _Record, streamArn: string, region: string): DynamoDBRecord {
-  const received = receivedSchema.parse(record);
-  const created = received.dynamodb.ApproximateCreationDateTime;
-  return withoutUndefined({
-    eventID: received.eventID,
-    eventName: received.eventName,
-    eventVersion: received.eventVersion,
-    eventSource: 'aws:dynamodb',
-    awsRegion: region,
-    dynamodb: withoutUndefined({
-      // The SDK parses DynamoDB's epoch seconds into a Date; Lambda passes the number on.
-      ApproximateCreationDateTime: created === undefined ? undefined : created.getTime() / 1000,
-      Keys: lambdaImage(record.dynamodb?.Keys),
-      NewImage: lambdaImage(record.dynamodb?.NewImage),
-      OldImage: lambdaImage(record.dynamodb?.OldImage),
-      SequenceNumber: received.dynamodb.SequenceNumber,
-      SizeBytes: received.dynamodb.SizeBytes,
-      StreamViewType: received.dynamodb.StreamViewType,
-    }),
-    // Set on deletions by TTL; Lambda spells its fields in camelCase.
-    userIdentity:
-      received.userIdentity === undefined
-        ? undefined
-        : withoutUndefined({
-            type: received.userIdentity.Type,
-            principalId: received.userIdentity.PrincipalId,
-          }),
-    eventSourceARN: streamArn,
-  });
-}
-
-function sequenceNumber(record: DynamoDBRecord): string {
-  // toRecord() checked that every record has one.
-  return record.dynamodb?.SequenceNumber ?? '';
 }
 
 class InvalidBatchResponseError extends Error {
@@ -221,76 +102,6 @@ class InvalidBatchResponseError extends Error {
     super(message);
     this.name = 'InvalidBatchResponseError';
   }
-}
-
-interface ShardState {
-  readonly shardId: string;
-  readonly parentShardId: string | undefined;
-  /** False for shards open when a LATEST poller starts: their parents are closed, and LATEST skips them anyway. */
-  readonly waitsForParent: boolean;
-  /** Where a fresh iterator starts while nothing has been read from the shard. */
-  readonly startAt: 'TRIM_HORIZON' | 'LATEST';
-  iterator: string | undefined;
-  /** The last record read; a lost or expired iterator is replaced by one after it. */
-  lastRead: string | undefined;
-  /** Records read and not yet succeeded, in order: the batch being gathered, or what of it must come again. */
-  pending: DynamoDBRecord[];
-  /** Sizes of the bisected parts of a failed batch, to be retried one after the other from `pending`'s front. */
-  splits: number[];
-  /** GetRecords returned no next iterator: the shard ends with what has been read. */
-  closed: boolean;
-  /** Everything read from the closed shard succeeded. */
-  done: boolean;
-  /** Resolves when the shard is done: its children may start. */
-  readonly finished: Promise<void>;
-  readonly finish: () => void;
-  /** Tick of the last read that found the shard at its end with nothing in hand. */
-  idleAt: number;
-  invokeFailures: number;
-  readFailures: number;
-  /** Waiting out the idle pause, which caughtUp() may cut short (never a backoff). */
-  idle: boolean;
-  readonly alarm: Alarm;
-}
-
-interface Deferred {
-  readonly promise: Promise<void>;
-  readonly resolve: () => void;
-}
-
-function deferred(): Deferred {
-  let resolve = () => {};
-  const promise = new Promise<void>((settle) => {
-    resolve = settle;
-  });
-  return { promise, resolve };
-}
-
-function newShard(
-  shard: Shard & { ShardId: string },
-  startAt: ShardState['startAt'],
-  waitsForParent: boolean,
-): ShardState {
-  const finished = deferred();
-  return {
-    shardId: shard.ShardId,
-    parentShardId: shard.ParentShardId,
-    waitsForParent,
-    startAt,
-    iterator: undefined,
-    lastRead: undefined,
-    pending: [],
-    splits: [],
-    closed: false,
-    done: false,
-    finished: finished.promise,
-    finish: finished.resolve,
-    idleAt: 0,
-    invokeFailures: 0,
-    readFailures: 0,
-    idle: false,
-    alarm: new Alarm(),
-  };
 }
 
 interface CatchUpWaiter {
@@ -320,9 +131,8 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
   const stopSignal = deferred();
   const shards = new Map<string, ShardState>();
   const runners: Promise<void>[] = [];
-  // Invocations that outlived their timeout: Lambda would have frozen them; here they run on, and stop() waits.
-  const overrun = new Set<Promise<unknown>>();
-  const discoveryAlarm = new Alarm();
+  const invocations = new DeadlineInvocations();
+  const discoveryTimer = new WakeableTimer();
   /** Set when a listing is wanted now: one that starts after the request, even if another is under way. */
   let relistRequested = false;
   /** Orders reads and listings against caughtUp() calls. */
@@ -333,7 +143,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
 
   function relist(): void {
     relistRequested = true;
-    discoveryAlarm.wake();
+    discoveryTimer.wake();
   }
 
   function settleWaiters(): void {
@@ -444,41 +254,28 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
     // Each invocation gets its own copy, as each Lambda invocation parses its own JSON.
     const event: DynamoDBStreamEvent = { Records: structuredClone([...records]) };
     const context = lambdaContext({ functionName, region, memoryMiB: AGGREGATOR.memoryMiB }, deadline);
-    const invocation = (async () => handler(event, context))();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new InvocationTimeoutError(timeoutMs)), timeoutMs);
-    });
-    try {
-      const response = await Promise.race([invocation, timeout]);
-      const parsed = batchResponseSchema.safeParse(response);
-      if (!parsed.success) {
-        throw new InvalidBatchResponseError(
-          'the response is not a batch response with non-empty itemIdentifiers',
-        );
-      }
-      if (parsed.data.length === 0) return undefined;
-      const positions = new Map(records.map((record, index) => [sequenceNumber(record), index]));
-      let lowest = records.length;
-      for (const { itemIdentifier } of parsed.data) {
-        const index = positions.get(itemIdentifier);
-        if (index === undefined) {
-          throw new InvalidBatchResponseError(
-            `batchItemFailures names '${itemIdentifier}', not in the batch`,
-          );
-        }
-        lowest = Math.min(lowest, index);
-      }
-      return lowest;
-    } catch (error) {
-      if (error instanceof InvocationTimeoutError) {
-        const settled = invocation.catch(() => undefined).finally(() => overrun.delete(settled));
-        overrun.add(settled);
-      }
-      throw error;
-    } finally {
-      clearTimeout(timer);
+    const response = await invocations.invoke(
+      async () => handler(event, context),
+      deadline,
+      () => new InvocationTimeoutError(timeoutMs),
+    );
+    const parsed = batchResponseSchema.safeParse(response);
+    if (!parsed.success) {
+      throw new InvalidBatchResponseError(
+        'the response is not a batch response with non-empty itemIdentifiers',
+      );
     }
+    if (parsed.data.length === 0) return undefined;
+    const positions = new Map(records.map((record, index) => [sequenceNumber(record), index]));
+    let lowest = records.length;
+    for (const { itemIdentifier } of parsed.data) {
+      const index = positions.get(itemIdentifier);
+      if (index === undefined) {
+        throw new InvalidBatchResponseError(`batchItemFailures names '${itemIdentifier}', not in the batch`);
+      }
+      lowest = Math.min(lowest, index);
+    }
+    return lowest;
   }
 
   /** Hands `batch` to the handler and moves the shard's checkpoint. Returns whether anything must come again. */
@@ -538,19 +335,19 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
         if (stopping) break; // Records gathered but not handed over: a new poller reads them again.
         if (batch.length > 0) {
           const failed = await processBatch(shard, batch);
-          if (failed && !stopping) await shard.alarm.sleep(backoffMs(shard.invokeFailures));
+          if (failed && !stopping) await shard.timer.sleep(backoffMs(shard.invokeFailures));
         } else if (shard.closed) {
           finishShard(shard);
           return;
         } else {
           shard.idle = true;
-          await shard.alarm.sleep(IDLE_POLL_MS);
+          await shard.timer.sleep(IDLE_POLL_MS);
           shard.idle = false;
         }
       } catch (error) {
         onError(error);
         shard.readFailures += 1;
-        if (!stopping) await shard.alarm.sleep(backoffMs(shard.readFailures));
+        if (!stopping) await shard.timer.sleep(backoffMs(shard.readFailures));
       }
     }
   }
@@ -595,7 +392,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
         failures += 1;
       }
       if (stopping || (relistRequested && failures === 0)) continue;
-      await discoveryAlarm.sleep(failures > 0 ? backoffMs(failures) : DISCOVERY_INTERVAL_MS);
+      await discoveryTimer.sleep(failures > 0 ? backoffMs(failures) : DISCOVERY_INTERVAL_MS);
     }
   }
 
@@ -606,13 +403,13 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
       if (stopped !== undefined) return stopped;
       stopping = true;
       stopSignal.resolve();
-      discoveryAlarm.wake();
-      for (const shard of shards.values()) shard.alarm.wake();
+      discoveryTimer.wake();
+      for (const shard of shards.values()) shard.timer.wake();
       for (const waiter of waiters) waiter.reject(new Error('The stream poller stopped before catching up'));
       waiters.clear();
       stopped = discovery.then(async () => {
         await Promise.all(runners);
-        await Promise.all(overrun);
+        await invocations.settled();
       });
       return stopped;
     },
@@ -622,7 +419,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
         waiters.add({ tick: ++clock, resolve, reject });
         // A fresh listing and a fresh read of every idle shard, rather than waiting for their timers.
         relist();
-        for (const shard of shards.values()) if (shard.idle) shard.alarm.wake();
+        for (const shard of shards.values()) if (shard.idle) shard.timer.wake();
       });
     },
   };
