@@ -80,6 +80,30 @@ export const DUE_INDEX = {
   sortKey: 'due_at',
 } as const;
 
+/**
+ * The task listing's sparse indexes (only task items carry their keys). Their keys and projected attributes are
+ * written at initialize and once more when the task ends, never by a fold: a fold's write of the task item does
+ * not touch an index, so listing costs nothing per status.
+ */
+export const LIST_INDEXES = {
+  /** Every task, newest first: one constant partition; the state projected, so "ended" filters in the index. */
+  all: { indexName: 'tasks', partitionKey: 'list_pk', sortKey: 'list_sk', projected: ['list_state'] },
+  /** Tasks in one state: `PROGRESS` until the task ends, then its final state. Keys only. */
+  byState: { indexName: 'tasks_by_state', partitionKey: 'list_state', sortKey: 'list_sk', projected: [] },
+  /** Tasks of one group (a task initialized without a group is not in it), states filtered in the index. */
+  byGroup: {
+    indexName: 'tasks_by_group',
+    partitionKey: 'group',
+    sortKey: 'list_sk',
+    projected: ['list_state'],
+  },
+  /** The listing's copy of `task_state`: written at initialize and at the end only. */
+  stateAttribute: 'list_state',
+} as const;
+
+/** The listing indexes, for the table definitions (CDK and local) and the grants. */
+export const LIST_INDEX_LIST = [LIST_INDEXES.all, LIST_INDEXES.byState, LIST_INDEXES.byGroup] as const;
+
 export const SWEEPER = {
   /** How often the schedule runs it. */
   rateMinutes: 1,

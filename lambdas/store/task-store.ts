@@ -23,7 +23,8 @@ import {
   type TaskRecord,
   type TaskState,
 } from '../core/task';
-import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
+import type { TaskListPage, TaskListQuery } from '../core/task-listing';
+import { DUE_INDEX, LIST_INDEXES, SWEEPER, TABLE_KEYS } from '../service-settings';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
 import {
   counterFromItem,
@@ -40,6 +41,7 @@ import {
   taskItem,
   taskKey,
 } from './task-items';
+import { listTasks } from './task-listing';
 
 /** BatchGetItem takes at most 100 keys a call. */
 const BATCH_GET_LIMIT = 100;
@@ -284,7 +286,22 @@ export class TaskStore {
     return Item === undefined ? undefined : taskFromItem(Item);
   }
 
-  private async batchGet(kind: ItemKind, keys: readonly ItemKey[]): Promise<Record<string, unknown>[]> {
+  /** Consistent whole items, unless `attributes` asks for a projection read eventually consistent. */
+  private async batchGet(
+    kind: ItemKind,
+    keys: readonly ItemKey[],
+    attributes?: readonly string[],
+  ): Promise<Record<string, unknown>[]> {
+    const read =
+      attributes === undefined
+        ? { ConsistentRead: true }
+        : {
+            ConsistentRead: false,
+            ProjectionExpression: attributes.map((_, index) => `#a${index}`).join(', '),
+            ExpressionAttributeNames: Object.fromEntries(
+              attributes.map((name, index) => [`#a${index}`, name]),
+            ),
+          };
     const found: Record<string, unknown>[] = [];
     for (let start = 0; start < keys.length; start += BATCH_GET_LIMIT) {
       let pending = keys.slice(start, start + BATCH_GET_LIMIT);
@@ -295,7 +312,7 @@ export class TaskStore {
         if (attempt > 1) await sleep(backoffDelayMs(DEFAULT_RETRY_POLICY, attempt - 1, this.random));
         const { Responses, UnprocessedKeys, ConsumedCapacity } = await this.db.send(
           new BatchGetCommand({
-            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            RequestItems: { [this.tableName]: { Keys: pending, ...read } },
             ...this.capacity,
           }),
         );
@@ -411,7 +428,10 @@ export class TaskStore {
       '#subtasks = :subtasks',
       '#counters_vsum = :vsum',
       '#updated_at = :updated_at',
-      ...(ending ? ['#ended_at = :ended_at'] : ['#due_pk = :due_pk', '#due_at = :due_at']),
+      // The listing's state changes here, once: a fold that does not end the task leaves every index alone.
+      ...(ending
+        ? ['#ended_at = :ended_at', '#list_state = :task_state']
+        : ['#due_pk = :due_pk', '#due_at = :due_at']),
     ];
     try {
       await this.db.send(
@@ -434,6 +454,7 @@ export class TaskStore {
             ...(ending
               ? {
                   '#ended_at': 'ended_at',
+                  '#list_state': LIST_INDEXES.stateAttribute,
                   ...(cancelAsRead ? { '#cancel_requested': 'cancel_requested' } : {}),
                 }
               : {}),
@@ -493,6 +514,17 @@ export class TaskStore {
     }
     if (shard >= task.write_shards) return { subtasks };
     return { subtasks, next: after === undefined ? { shard } : { shard, after } };
+  }
+
+  /** A page of tasks, newest first (see `task-listing.ts`): at most `readBudget` index entries read. */
+  listTasks(query: TaskListQuery): Promise<TaskListPage> {
+    return listTasks(
+      {
+        query: (input) => this.query('task', input),
+        rows: (keys, attributes) => this.batchGet('task', keys, attributes),
+      },
+      query,
+    );
   }
 
   /**
@@ -594,12 +626,13 @@ export class TaskStore {
           TableName: this.tableName,
           Key: taskKey(task.task_id),
           UpdateExpression:
-            'SET #task_state = :state, #end_reason = :reason, #ended_at = :now, #updated_at = :now, ' +
-            '#version = #version + :one REMOVE #due_pk, #due_at',
+            'SET #task_state = :state, #list_state = :state, #end_reason = :reason, #ended_at = :now, ' +
+            '#updated_at = :now, #version = #version + :one REMOVE #due_pk, #due_at',
           ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND #ready = :false`,
           ExpressionAttributeNames: {
             ...NAMES,
             '#task_state': 'task_state',
+            '#list_state': LIST_INDEXES.stateAttribute,
             '#end_reason': 'end_reason',
             '#ended_at': 'ended_at',
             '#updated_at': 'updated_at',

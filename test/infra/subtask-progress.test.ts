@@ -86,7 +86,7 @@ describe('SubtaskProgress with default props', () => {
           { AttributeName: DUE_INDEX.partitionKey, AttributeType: 'S' },
           { AttributeName: DUE_INDEX.sortKey, AttributeType: 'N' },
         ]),
-        GlobalSecondaryIndexes: [
+        GlobalSecondaryIndexes: Match.arrayWith([
           {
             IndexName: DUE_INDEX.indexName,
             KeySchema: [
@@ -95,8 +95,55 @@ describe('SubtaskProgress with default props', () => {
             ],
             Projection: { ProjectionType: 'KEYS_ONLY' },
           },
-        ],
+        ]),
       });
+    });
+
+    it('has the listing indexes: all tasks, by state, by group, newest first on list_sk', () => {
+      const listIndex = (name: string, partitionKey: string, projection: object) => ({
+        IndexName: name,
+        KeySchema: [
+          { AttributeName: partitionKey, KeyType: 'HASH' },
+          { AttributeName: 'list_sk', KeyType: 'RANGE' },
+        ],
+        Projection: projection,
+      });
+      const state = { ProjectionType: 'INCLUDE', NonKeyAttributes: ['list_state'] };
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: 'list_pk', AttributeType: 'S' },
+          { AttributeName: 'list_sk', AttributeType: 'S' },
+          { AttributeName: 'list_state', AttributeType: 'S' },
+          { AttributeName: 'group', AttributeType: 'S' },
+        ]),
+        GlobalSecondaryIndexes: Match.arrayWith([
+          listIndex('tasks', 'list_pk', state),
+          listIndex('tasks_by_state', 'list_state', { ProjectionType: 'KEYS_ONLY' }),
+          listIndex('tasks_by_group', 'group', state),
+        ]),
+      });
+    });
+
+    it('projects nothing a fold rewrites into any index (counts, versions, times stay in the table)', () => {
+      const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0];
+      const indexes = (table?.Properties?.GlobalSecondaryIndexes ?? []) as Array<{
+        KeySchema: Array<{ AttributeName: string }>;
+        Projection: { NonKeyAttributes?: string[] };
+      }>;
+      const indexed = indexes.flatMap((index) => [
+        ...index.KeySchema.map((key) => key.AttributeName),
+        ...(index.Projection.NonKeyAttributes ?? []),
+      ]);
+      const foldWrites = [
+        'version',
+        'task_state',
+        'task_output',
+        'in_flight',
+        'subtasks',
+        'counters_vsum',
+        'updated_at',
+      ];
+      expect(indexed.filter((name) => foldWrites.includes(name))).toEqual([]);
     });
   });
 
@@ -365,6 +412,7 @@ describe('SubtaskProgress with default props', () => {
       );
       expect(routeKeys.sort()).toEqual(Object.values(ROUTES).sort());
       expect(routeKeys.sort()).toEqual([
+        'GET /tasks',
         'GET /tasks/{task_id}',
         'GET /tasks/{task_id}/subtasks',
         'POST /tasks/{task_id}/cancel',
