@@ -45,3 +45,12 @@ export {
   InvalidInitializeRequestError,
   initializeTask,
 } from './task-api';
+export {
+  LIST_STATES,
+  type ListState,
+  listTasks,
+  type TaskListPage,
+  type TaskListQuery,
+  type TaskListResult,
+  type TaskRow,
+} from './task-list-api';
