@@ -81,24 +81,25 @@ export const DUE_INDEX = {
 } as const;
 
 /**
- * The task listing's sparse indexes (only task items carry their keys). Their keys and projected attributes are
- * written at initialize and once more when the task ends, never by a fold: a fold's write of the task item does
- * not touch an index, so listing costs nothing per status.
+ * The task listing's sparse indexes (only task items carry their partition keys), newest first on `created_at`.
+ * Every key and projected attribute is written at initialize and, for `task_state`, once more by the write that
+ * ends the task, never by another fold: a fold's write of the task item leaves every index alone, so listing
+ * costs nothing per status.
  */
 export const LIST_INDEXES = {
-  /** Every task, newest first: one constant partition; the state projected, so "ended" filters in the index. */
-  all: { indexName: 'tasks', partitionKey: 'list_pk', sortKey: 'list_sk', projected: ['list_state'] },
+  /** Every task: one constant partition; the state projected, so "ended" filters in the index. */
+  all: { indexName: 'tasks', partitionKey: 'list_pk', sortKey: 'created_at', projected: ['task_state'] },
   /** Tasks in one state: `PROGRESS` until the task ends, then its final state. Keys only. */
-  byState: { indexName: 'tasks_by_state', partitionKey: 'list_state', sortKey: 'list_sk', projected: [] },
+  byState: { indexName: 'tasks_by_state', partitionKey: 'task_state', sortKey: 'created_at', projected: [] },
   /** Tasks of one group (a task initialized without a group is not in it), states filtered in the index. */
   byGroup: {
     indexName: 'tasks_by_group',
     partitionKey: 'group',
-    sortKey: 'list_sk',
-    projected: ['list_state'],
+    sortKey: 'created_at',
+    projected: ['task_state'],
   },
-  /** The listing's copy of `task_state`: written at initialize and at the end only. */
-  stateAttribute: 'list_state',
+  /** What a state filter reads from `all` and `byGroup`. */
+  stateAttribute: 'task_state',
 } as const;
 
 /** The listing indexes, for the table definitions (CDK and local) and the grants. */

@@ -1,21 +1,23 @@
 /**
- * The `next_cursor` of `GET /tasks`: the listing sort key to continue after, and the filter it was issued for,
+ * The `next_cursor` of `GET /tasks`: the task to continue after (creation time and id), and the filter it was
+ * issued for,
  * base64url-encoded JSON. Like the subtask cursor it is not signed (it only names a position in an index the
  * caller may list anyway), so it is validated strictly: a cursor this API would not issue for this very query is
  * a 400, never a read somewhere else.
  */
 import { z } from 'zod';
 import { groupSchema, idSchema } from '../core/identifiers';
-import { LIST_STATES, type ListState } from '../core/task-listing';
+import { LIST_STATES, type ListPosition, type ListState } from '../core/task-listing';
 import { InvalidCursorError } from './cursor';
 
 const MAX_CURSOR_CHARS = 1_024;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
-/** `created_at#task_id`, with `created_at` as `toISOString` writes it. */
-const LIST_KEY = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z#(.+)$/;
+/** `created_at` as `toISOString` writes it. */
+const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 const cursorSchema = z.strictObject({
-  k: z.string().regex(LIST_KEY),
+  c: z.string().regex(CREATED_AT),
+  t: idSchema,
   s: z.enum(LIST_STATES).optional(),
   g: groupSchema.optional(),
 });
@@ -25,17 +27,18 @@ export interface ListFilter {
   readonly group?: string | undefined;
 }
 
-export function encodeListCursor(after: string, { state, group }: ListFilter): string {
+export function encodeListCursor(after: ListPosition, { state, group }: ListFilter): string {
   const json = JSON.stringify({
-    k: after,
+    c: after.createdAt,
+    t: after.taskId,
     ...(state === undefined ? {} : { s: state }),
     ...(group === undefined ? {} : { g: group }),
   });
   return Buffer.from(json, 'utf8').toString('base64url');
 }
 
-/** The sort key a cursor continues after; throws `InvalidCursorError` unless it was issued for `filter`. */
-export function decodeListCursor(cursor: string, filter: ListFilter): string {
+/** The task a cursor continues after; throws `InvalidCursorError` unless it was issued for `filter`. */
+export function decodeListCursor(cursor: string, filter: ListFilter): ListPosition {
   if (cursor.length > MAX_CURSOR_CHARS || !BASE64URL.test(cursor)) throw new InvalidCursorError();
   let json: unknown;
   try {
@@ -45,12 +48,10 @@ export function decodeListCursor(cursor: string, filter: ListFilter): string {
   }
   const parsed = cursorSchema.safeParse(json);
   if (!parsed.success) throw new InvalidCursorError();
-  const { k, s, g } = parsed.data;
-  const taskId = LIST_KEY.exec(k)?.[1];
-  if (!idSchema.safeParse(taskId).success || s !== filter.state || g !== filter.group) {
-    throw new InvalidCursorError();
-  }
+  const { c, t, s, g } = parsed.data;
+  if (s !== filter.state || g !== filter.group) throw new InvalidCursorError();
+  const position = { createdAt: c, taskId: t };
   // Only a cursor this API would issue: re-encoding it must give it back, so no alternative spelling passes.
-  if (encodeListCursor(k, filter) !== cursor) throw new InvalidCursorError();
-  return k;
+  if (encodeListCursor(position, filter) !== cursor) throw new InvalidCursorError();
+  return position;
 }

@@ -14,8 +14,14 @@ export interface TaskListQuery {
   readonly limit: number;
   /** Index entries one request may read, matching or not: a filtered page may come back short, with a cursor. */
   readonly readBudget: number;
-  /** Continue after this listing sort key (see `listSortKey`). */
-  readonly after?: string;
+  /** Continue after this task. */
+  readonly after?: ListPosition;
+}
+
+/** Where a page stopped: a task, by its creation time (the indexes' sort key) and id (which breaks ties). */
+export interface ListPosition {
+  readonly createdAt: string;
+  readonly taskId: string;
 }
 
 export type ListIndex = 'all' | 'byState' | 'byGroup';
@@ -67,8 +73,8 @@ export type ListedTask = Pick<TaskRecord, (typeof LIST_ROW_ATTRIBUTES)[number]>;
 
 export interface TaskListPage {
   readonly tasks: readonly ListedTask[];
-  /** The sort key to continue after, when more may follow. */
-  readonly next?: string;
+  /** Where the next page starts, when more may follow. */
+  readonly next?: ListPosition;
 }
 
 /** One row of `GET /tasks`: what a list shows, so a page of rows is one request. */

@@ -1,4 +1,4 @@
-import type { ShardCounter, SubtaskRecord, TaskRecord, TaskState } from '../core/task';
+import type { ShardCounter, SubtaskRecord, TaskRecord } from '../core/task';
 import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
 
 /**
@@ -12,18 +12,14 @@ const COUNTER_PREFIX = 'SHARD#';
 export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
 /** The one partition of the sparse due index: few items, all of them tasks in progress. */
 export const DUE_PARTITION = 'DUE';
-/** The one partition of the index of all tasks. */
-export const LIST_PARTITION = 'TASKS';
+/** The one partition of the index of all tasks (short: every task item carries it). */
+export const LIST_PARTITION = 'ALL';
 
 export type ItemKey = { readonly [K in typeof TABLE_KEYS.partitionKey | typeof TABLE_KEYS.sortKey]: string };
 type DueKey = { readonly [K in typeof DUE_INDEX.partitionKey]?: string } & {
   readonly [K in typeof DUE_INDEX.sortKey]?: number;
 };
-type ListKey = {
-  readonly [K in typeof LIST_INDEXES.all.partitionKey | typeof LIST_INDEXES.all.sortKey]: string;
-} & {
-  readonly [K in typeof LIST_INDEXES.stateAttribute]: TaskState;
-};
+type ListKey = { readonly [K in typeof LIST_INDEXES.all.partitionKey]: string };
 export type TaskItem = TaskRecord & ItemKey & DueKey & ListKey;
 export type CounterItem = ShardCounter & ItemKey;
 export type SubtaskItem = SubtaskRecord & ItemKey;
@@ -52,23 +48,11 @@ export function subtaskKey(taskId: string, shard: number, subtaskId: string): It
   return key(shardPartition(taskId, shard), `${SUBTASK_SORT_KEY_PREFIX}${subtaskId}`);
 }
 
-/** Newest first is descending order of this: creation time, then the id, which a cursor can name alone. */
-export function listSortKey(task: Pick<TaskRecord, 'created_at' | 'task_id'>): string {
-  return `${task.created_at}#${task.task_id}`;
-}
-
-/** The task id in a listing sort key: creation times hold no `#`, so it is everything after the first one. */
-export function listedTaskId(listKey: string): string {
-  return listKey.slice(listKey.indexOf('#') + 1);
-}
-
 export function taskItem(task: TaskRecord, dueAt?: number): TaskItem {
   return {
     ...task,
     ...taskKey(task.task_id),
     [LIST_INDEXES.all.partitionKey]: LIST_PARTITION,
-    [LIST_INDEXES.all.sortKey]: listSortKey(task),
-    [LIST_INDEXES.stateAttribute]: task.task_state,
     ...(dueAt === undefined ? {} : { [DUE_INDEX.partitionKey]: DUE_PARTITION, [DUE_INDEX.sortKey]: dueAt }),
   };
 }
@@ -118,8 +102,6 @@ function withoutKeys<T>(item: Record<string, unknown>): T {
     [DUE_INDEX.partitionKey]: _duePk,
     [DUE_INDEX.sortKey]: _dueAt,
     [LIST_INDEXES.all.partitionKey]: _listPk,
-    [LIST_INDEXES.all.sortKey]: _listSk,
-    [LIST_INDEXES.stateAttribute]: _listState,
     ...record
   } = item;
   return record as T;

@@ -1,19 +1,29 @@
 /**
  * `GET /tasks` on the sparse listing indexes: one `Query` newest first (more only when a filter skips entries),
  * then one `BatchGetItem` of the listed task items for the rows, so a page of 50 is two calls. The indexes hold
- * keys and the state only, both written at initialize and at the end: the rows' live counts come from the task
- * items themselves.
+ * keys and the state only, written at initialize and at the end: the rows' live counts come from the task items.
  */
 import type { QueryCommandInput, QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import {
   LIST_ROW_ATTRIBUTES,
   type ListedTask,
+  type ListPosition,
   listPlan,
   type TaskListPage,
   type TaskListQuery,
 } from '../core/task-listing';
-import { LIST_INDEXES } from '../service-settings';
-import { type ItemKey, LIST_PARTITION, listedTaskId, taskFromItem, taskKey } from './task-items';
+import { LIST_INDEXES, TABLE_KEYS } from '../service-settings';
+import { type ItemKey, LIST_PARTITION, parseKey, taskFromItem, taskKey } from './task-items';
+
+/** The position of an index entry: its creation time and, from its table key, the task id. */
+function positionOf(key: Record<string, unknown>, sortKey: string): ListPosition | undefined {
+  const createdAt = key[sortKey];
+  const pk = key[TABLE_KEYS.partitionKey];
+  const sk = key[TABLE_KEYS.sortKey];
+  if (typeof createdAt !== 'string' || typeof pk !== 'string' || typeof sk !== 'string') return undefined;
+  const parsed = parseKey(pk, sk);
+  return parsed.kind === 'task' ? { createdAt, taskId: parsed.taskId } : undefined;
+}
 
 /** The two reads a listing makes, as the store sends them (metered, retried on unprocessed keys). */
 export interface ListingReads {
@@ -26,21 +36,21 @@ export async function listTasks(reads: ListingReads, query: TaskListQuery): Prom
   const plan = listPlan(query.state, query.group);
   const index = LIST_INDEXES[plan.index];
   const partition = plan.partition ?? LIST_PARTITION;
-  const listKeys: string[] = [];
+  const listed: string[] = [];
   let after = query.after;
   let budget = query.readBudget;
   let more = true;
-  while (more && listKeys.length < query.limit && budget > 0) {
-    const limit = Math.min(query.limit - listKeys.length, budget);
+  while (more && listed.length < query.limit && budget > 0) {
+    const limit = Math.min(query.limit - listed.length, budget);
     const page = await reads.query({
       IndexName: index.indexName,
-      KeyConditionExpression: '#list_pk = :partition',
+      KeyConditionExpression: '#partition = :partition',
       ScanIndexForward: false,
       Limit: limit,
-      ...(plan.filter === undefined ? {} : { FilterExpression: `#list_state ${plan.filter.op} :state` }),
+      ...(plan.filter === undefined ? {} : { FilterExpression: `#state ${plan.filter.op} :state` }),
       ExpressionAttributeNames: {
-        '#list_pk': index.partitionKey,
-        ...(plan.filter === undefined ? {} : { '#list_state': LIST_INDEXES.stateAttribute }),
+        '#partition': index.partitionKey,
+        ...(plan.filter === undefined ? {} : { '#state': LIST_INDEXES.stateAttribute }),
       },
       ExpressionAttributeValues: {
         ':partition': partition,
@@ -50,23 +60,20 @@ export async function listTasks(reads: ListingReads, query: TaskListQuery): Prom
         ? {}
         : {
             ExclusiveStartKey: {
-              ...taskKey(listedTaskId(after)),
+              ...taskKey(after.taskId),
               [index.partitionKey]: partition,
-              [index.sortKey]: after,
+              [index.sortKey]: after.createdAt,
             },
           }),
     });
     budget -= page.ScannedCount ?? limit;
-    for (const item of page.Items ?? []) {
-      const listKey = item[index.sortKey];
-      if (typeof listKey === 'string') listKeys.push(listKey);
-    }
-    const lastKey = page.LastEvaluatedKey?.[index.sortKey];
-    more = typeof lastKey === 'string';
-    if (typeof lastKey === 'string') after = lastKey;
+    listed.push(...(page.Items ?? []).flatMap((item) => positionOf(item, index.sortKey)?.taskId ?? []));
+    const last =
+      page.LastEvaluatedKey === undefined ? undefined : positionOf(page.LastEvaluatedKey, index.sortKey);
+    more = last !== undefined;
+    if (last !== undefined) after = last;
   }
-  const ids = listKeys.map(listedTaskId);
-  const items = await reads.rows(ids.map(taskKey), LIST_ROW_ATTRIBUTES);
+  const items = await reads.rows(listed.map(taskKey), LIST_ROW_ATTRIBUTES);
   const byId = new Map(
     items.map((item): [string, ListedTask] => {
       const task = taskFromItem(item);
@@ -74,6 +81,6 @@ export async function listTasks(reads: ListingReads, query: TaskListQuery): Prom
     }),
   );
   // In index order; a task removed (TTL) between the two reads is left out.
-  const tasks = ids.flatMap((id) => byId.get(id) ?? []);
+  const tasks = listed.flatMap((id) => byId.get(id) ?? []);
   return more && after !== undefined ? { tasks, next: after } : { tasks };
 }

@@ -24,7 +24,7 @@ import {
   type TaskState,
 } from '../core/task';
 import type { TaskListPage, TaskListQuery } from '../core/task-listing';
-import { DUE_INDEX, LIST_INDEXES, SWEEPER, TABLE_KEYS } from '../service-settings';
+import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
 import {
   counterFromItem,
@@ -422,15 +422,15 @@ export class TaskStore {
     const cancelAsRead = read.cancel_requested === true ? '' : ' AND attribute_not_exists(#cancel_requested)';
     const set = [
       '#version = #version + :one',
-      '#task_state = :task_state',
       '#task_output = :task_output',
       '#in_flight = :in_flight',
       '#subtasks = :subtasks',
       '#counters_vsum = :vsum',
       '#updated_at = :updated_at',
-      // The listing's state changes here, once: a fold that does not end the task leaves every index alone.
+      // The state changes here, once, and only here: a fold that does not end the task writes no key or
+      // projected attribute of the listing indexes (DESIGN §0), so it costs them nothing.
       ...(ending
-        ? ['#ended_at = :ended_at', '#list_state = :task_state']
+        ? ['#task_state = :task_state', '#ended_at = :ended_at']
         : ['#due_pk = :due_pk', '#due_at = :due_at']),
     ];
     try {
@@ -454,7 +454,6 @@ export class TaskStore {
             ...(ending
               ? {
                   '#ended_at': 'ended_at',
-                  '#list_state': LIST_INDEXES.stateAttribute,
                   ...(cancelAsRead ? { '#cancel_requested': 'cancel_requested' } : {}),
                 }
               : {}),
@@ -463,13 +462,14 @@ export class TaskStore {
             ':generation': read.generation,
             ':progress': 'PROGRESS',
             ':one': 1,
-            ':task_state': task.task_state,
             ':task_output': task.task_output,
             ':in_flight': task.in_flight,
             ':subtasks': task.subtasks,
             ':vsum': task.counters_vsum,
             ':updated_at': task.updated_at,
-            ...(ending ? { ':ended_at': task.ended_at } : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
+            ...(ending
+              ? { ':task_state': task.task_state, ':ended_at': task.ended_at }
+              : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
           },
         }),
       );
@@ -626,13 +626,12 @@ export class TaskStore {
           TableName: this.tableName,
           Key: taskKey(task.task_id),
           UpdateExpression:
-            'SET #task_state = :state, #list_state = :state, #end_reason = :reason, #ended_at = :now, ' +
-            '#updated_at = :now, #version = #version + :one REMOVE #due_pk, #due_at',
+            'SET #task_state = :state, #end_reason = :reason, #ended_at = :now, #updated_at = :now, ' +
+            '#version = #version + :one REMOVE #due_pk, #due_at',
           ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND #ready = :false`,
           ExpressionAttributeNames: {
             ...NAMES,
             '#task_state': 'task_state',
-            '#list_state': LIST_INDEXES.stateAttribute,
             '#end_reason': 'end_reason',
             '#ended_at': 'ended_at',
             '#updated_at': 'updated_at',

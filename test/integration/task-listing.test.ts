@@ -1,13 +1,16 @@
 import { Logger } from '@aws-lambda-powertools/logger';
+import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { ROUTES } from '../../lambdas/api/routes';
 import { createTaskApi } from '../../lambdas/api/task-api';
 import { encodeListCursor } from '../../lambdas/api/task-list-cursor';
+import { documentClient } from '../../lambdas/aws-clients';
 import type { TaskListQuery } from '../../lambdas/core/task-listing';
+import { LIST_INDEX_LIST, TABLE_KEYS } from '../../lambdas/service-settings';
 import { applyToTask } from '../../lambdas/store/apply-to-task';
-import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
-import { newTaskTable, type TestTable } from '../support/aws';
+import { type ItemKind, type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
+import { dynamoClient, newTaskTable, type TestTable } from '../support/aws';
 import { apiEvent, initializeRequest, T0, terminal } from '../support/factories';
 
 /** `GET /tasks` on DynamoDB Local: the listing indexes, the read budget, the cursor and the rows. */
@@ -161,6 +164,52 @@ describe('TaskStore.listTasks', () => {
   });
 });
 
+describe('what a fold writes', () => {
+  /** The attributes each task update sets or removes, as DynamoDB resolves its `#name` placeholders. */
+  async function updatedAttributes(
+    act: (store: TaskStore, forget: () => void) => Promise<void>,
+  ): Promise<string[][]> {
+    const db = documentClient(dynamoClient());
+    const updates: string[][] = [];
+    const send = db.send.bind(db);
+    db.send = ((command: Parameters<typeof send>[0]) => {
+      if (command instanceof UpdateCommand && command.input.Key?.[TABLE_KEYS.sortKey] === 'TASK') {
+        const names = command.input.ExpressionAttributeNames ?? {};
+        const expression = command.input.UpdateExpression ?? '';
+        updates.push([...expression.matchAll(/#\w+/g)].map(([name]) => names[name] ?? name));
+      }
+      return send(command);
+    }) as typeof db.send;
+    const table = await newTaskTable();
+    await act(new TaskStore(db, table.tableName), () => {
+      updates.length = 0;
+    });
+    return updates;
+  }
+
+  const indexed: readonly string[] = LIST_INDEX_LIST.flatMap((index) => [
+    index.partitionKey,
+    index.sortKey,
+    ...index.projected,
+  ]);
+
+  it('never sets a key or projected attribute of a listing index, until the write that ends the task', async () => {
+    const updates = await updatedAttributes(async (store, forget) => {
+      await store.initialize(initializeRequest('t', ['s-1', 's-2']), T0);
+      forget();
+      await applyToTask(store, 't', [{ subtaskId: 's-1', status: terminal('s-1') }]);
+      await reconcileTask(store, 't', Date.now);
+      await applyToTask(store, 't', [{ subtaskId: 's-2', status: terminal('s-2') }]);
+      await reconcileTask(store, 't', Date.now);
+    });
+
+    const [progress, ending] = updates;
+    expect(updates).toHaveLength(2);
+    expect(progress?.filter((name) => indexed.includes(name))).toEqual([]);
+    expect(ending?.filter((name) => indexed.includes(name))).toEqual(['task_state']);
+  });
+});
+
 describe('GET /tasks', () => {
   const logger = new Logger({ serviceName: 'test' });
   const get = (api: ReturnType<typeof createTaskApi>, query: Record<string, string>, headers = {}) =>
@@ -187,7 +236,10 @@ describe('GET /tasks', () => {
   it('refuses a bad state, group or limit, and a cursor issued for another filter', async () => {
     const table = await newTaskTable();
     const api = createTaskApi({ store: table.store, logger });
-    const otherFilter = encodeListCursor(`${new Date(T0).toISOString()}#a`, { state: 'SUCCESS' });
+    const otherFilter = encodeListCursor(
+      { createdAt: new Date(T0).toISOString(), taskId: 'a' },
+      { state: 'SUCCESS' },
+    );
 
     const answers = await Promise.all([
       get(api, { state: 'DONE' }),
