@@ -8,6 +8,7 @@ import { DescribeTableCommand, DynamoDBClient, ResourceNotFoundException } from 
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { buildDashboard } from '../client/dashboard/site';
 import { createAggregatorHandler } from '../lambdas/aggregator/stream-handler';
 import type * as ApiEntry from '../lambdas/api/handler';
 import type * as ApplierEntry from '../lambdas/applier/handler';
@@ -383,12 +384,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     cleanups.push(() => sweeper.stop());
 
+    const dashboard = await buildDashboard({ canCancel: true });
     const gateway: RunningHttpGateway = await portErrorsNamed('http', options.httpPort, () =>
       startHttpGateway({
         handler: apiHandler,
         port: options.httpPort ?? 0,
         ...(options.httpTimeoutMs === undefined ? {} : { timeoutMs: options.httpTimeoutMs }),
         onError: (error) => onError('api', error),
+        staticPages: { '/': dashboard },
       }),
     );
     cleanups.push(() => gateway.stop());
