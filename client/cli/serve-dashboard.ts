@@ -1,10 +1,10 @@
+/** `dashboard`: serves the page and forwards its calls until Ctrl-C (see `dashboard/proxy.ts`). */
 import { once } from 'node:events';
 import { startDashboardProxy } from '../dashboard/proxy';
 import { setting } from '../settings';
 import type { Command } from './arguments';
 import { EXIT } from './exit-codes';
 
-/** `dashboard`: serves the page and forwards its calls until Ctrl-C. */
 export async function serveDashboard(command: Extract<Command, { kind: 'dashboard' }>): Promise<number> {
   const apiUrl = setting('apiUrl', undefined);
   const proxy = await startDashboardProxy({ apiUrl, port: command.port, canCancel: command.canCancel });

@@ -76,6 +76,11 @@ describe('the dashboard on the local stack', () => {
     await expect.poll(() => page.locator('#freshness').textContent()).toMatch(/updated \d+ s ago/);
     await page.screenshot({ path: `${DOCS}dashboard-list.png` });
 
+    await page.setViewportSize({ width: 400, height: 800 });
+    await page.screenshot({ path: `${DOCS}dashboard-narrow.png` });
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(400);
+    await page.setViewportSize({ width: 1200, height: 800 });
+
     await page.getByRole('tab', { name: 'Running' }).click();
     await expect.poll(() => rows.allInnerTexts()).toEqual([expect.stringContaining(live)]);
     await page.getByLabel('Group').fill('course-v1:Other');
