@@ -148,6 +148,62 @@ describe('the dashboard on the local stack', () => {
   });
 });
 
+describe('the dashboard refresh', () => {
+  /** Requests of the page to the API: how many, how many at once at most, and which were conditional. */
+  function watchRequests(view: Page) {
+    const seen = { total: 0, conditional: 0, notModified: 0, inFlight: 0, maxInFlight: 0 };
+    const isApi = (url: string) => new URL(url).pathname.startsWith('/tasks');
+    view.on('request', (request) => {
+      if (!isApi(request.url())) return;
+      seen.total += 1;
+      seen.inFlight += 1;
+      seen.maxInFlight = Math.max(seen.maxInFlight, seen.inFlight);
+      if (request.headers()['if-none-match'] !== undefined) seen.conditional += 1;
+    });
+    const settle = (request: { url(): string }) => {
+      if (isApi(request.url())) seen.inFlight -= 1;
+    };
+    view.on('requestfinished', settle);
+    view.on('requestfailed', settle);
+    view.on('response', (response) => {
+      if (isApi(response.url()) && response.status() === 304) seen.notModified += 1;
+    });
+    return seen;
+  }
+
+  const setHidden = (view: Page, hidden: boolean) =>
+    view.evaluate((value) => {
+      Object.defineProperty(document, 'hidden', { value, configurable: true });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+
+  it('polls one request at a time with If-None-Match, pauses while hidden, and says when it is offline', async () => {
+    const view = await browser.newPage();
+    const seen = watchRequests(view);
+    await view.goto(`${stack.httpUrl}/`);
+    await expect.poll(() => seen.notModified, { timeout: 10_000 }).toBeGreaterThanOrEqual(2);
+    expect(seen.conditional).toBeGreaterThanOrEqual(2);
+    expect(seen.maxInFlight).toBe(1);
+
+    await setHidden(view, true);
+    await expect.poll(() => view.locator('#freshness').textContent()).toBe('paused while hidden');
+    const whileHidden = seen.total;
+    await new Promise((resolve) => setTimeout(resolve, 4_500));
+    expect(seen.total).toBe(whileHidden);
+
+    await view.route('**/tasks?**', (route) => route.abort());
+    await view.route('**/tasks', (route) => route.abort());
+    await setHidden(view, false);
+    await expect.poll(() => view.locator('#freshness').textContent()).toMatch(/^offline/);
+    await view.unrouteAll();
+    await expect
+      .poll(() => view.locator('#freshness').textContent(), { timeout: 15_000 })
+      .toMatch(/^updated/);
+    expect(seen.maxInFlight).toBe(1);
+    await view.close();
+  });
+});
+
 /** A request with the headers exactly as given (fetch will not send another `Host`). */
 function raw(
   url: string,
