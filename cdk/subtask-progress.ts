@@ -19,6 +19,7 @@ import { ROUTES, type RouteKey } from '../lambdas/api/routes';
 import {
   DUE_INDEX,
   ENVIRONMENT,
+  LIST_INDEX_LIST,
   STATUS_QUEUE,
   SWEEPER,
   TABLE_KEYS,
@@ -47,8 +48,17 @@ const TABLE_ACTIONS = {
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
   ],
-  /** Reads progress and pages of subtasks; initialize puts the task, counter and subtask items; cancel updates. */
-  api: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
+  /**
+   * Reads progress, pages of subtasks and the task items of a listing page (BatchGetItem); initialize puts the
+   * task, counter and subtask items; cancel updates.
+   */
+  api: [
+    'dynamodb:GetItem',
+    'dynamodb:BatchGetItem',
+    'dynamodb:Query',
+    'dynamodb:PutItem',
+    'dynamodb:UpdateItem',
+  ],
   /** Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others. */
   sweeper: [
     'dynamodb:GetItem',
@@ -61,6 +71,8 @@ const TABLE_ACTIONS = {
 
 /** The sweeper's only read of the due index: what is due, by when. */
 const DUE_INDEX_ACTIONS = ['dynamodb:Query'] as const;
+/** The API's only read of the listing indexes: a page of task keys, newest first (the rows are a BatchGetItem). */
+const LIST_INDEX_ACTIONS = ['dynamodb:Query'] as const;
 
 /** What the stream filters recognise of the items (DESIGN §3). */
 const ITEMS = {
@@ -151,6 +163,17 @@ export class SubtaskProgress extends Construct {
       sortKey: { name: DUE_INDEX.sortKey, type: dynamodb.AttributeType.NUMBER },
       projectionType: dynamodb.ProjectionType.KEYS_ONLY,
     });
+    // Sparse too (task items only), with keys and a state that initialize and the ending write, never a fold.
+    for (const index of LIST_INDEX_LIST) {
+      this.table.addGlobalSecondaryIndex({
+        indexName: index.indexName,
+        partitionKey: { name: index.partitionKey, type: dynamodb.AttributeType.STRING },
+        sortKey: { name: index.sortKey, type: dynamodb.AttributeType.STRING },
+        ...(index.projected.length === 0
+          ? { projectionType: dynamodb.ProjectionType.KEYS_ONLY }
+          : { projectionType: dynamodb.ProjectionType.INCLUDE, nonKeyAttributes: [...index.projected] }),
+      });
+    }
 
     this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
@@ -255,6 +278,11 @@ export class SubtaskProgress extends Construct {
       logRemovalPolicy: removalPolicy,
     });
     this.grantTable(this.apiFunction, TABLE_ACTIONS.api);
+    this.grantTable(
+      this.apiFunction,
+      LIST_INDEX_ACTIONS,
+      LIST_INDEX_LIST.map((index) => `${this.table.tableArn}/index/${index.indexName}`),
+    );
 
     this.sweeper = createServiceFunction(this, 'Sweeper', {
       entry: 'lambdas/sweeper/handler.ts',
@@ -391,12 +419,12 @@ export class SubtaskProgress extends Construct {
   }
 
   /**
-   * Lets a reader call the GET routes of the API. Needs IAM authorization on the API: with a custom
+   * Lets a reader call the GET routes of the API (the task listing, progress, subtask pages). Needs IAM authorization on the API: with a custom
    * authorizer, readers authenticate through that authorizer instead. Acknowledge AwsSolutions-IAM5 on the
    * grantee as for `grantInitialize`.
    */
   grantReadProgress(grantee: iam.IGrantable): iam.Grant {
-    return this.grantRoutes('grantReadProgress', grantee, [ROUTES.task, ROUTES.subtasks]);
+    return this.grantRoutes('grantReadProgress', grantee, [ROUTES.list, ROUTES.task, ROUTES.subtasks]);
   }
 
   private grantRoutes(method: string, grantee: iam.IGrantable, routeKeys: readonly RouteKey[]): iam.Grant {
@@ -415,7 +443,8 @@ export class SubtaskProgress extends Construct {
 
   /**
    * Grants table actions on the table itself (or the given ARNs), never on `<table>/index/*`, which
-   * `table.grant` adds as soon as the table has an index: only the sweeper reads the due index.
+   * `table.grant` adds as soon as the table has an index: only the sweeper reads the due index, only the API
+   * the listing indexes.
    */
   private grantTable(
     grantee: iam.IGrantable,

@@ -45,3 +45,12 @@ export {
   type InitializeTaskRequest,
   initializeTask,
 } from './task-api';
+export {
+  LIST_STATES,
+  type ListState,
+  listTasks,
+  type TaskListPage,
+  type TaskListQuery,
+  type TaskListResult,
+  type TaskRow,
+} from './task-list-api';

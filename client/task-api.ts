@@ -22,6 +22,8 @@ export interface InitializeTaskRequest {
   readonly actionName: string;
   /** Items the whole job covers. */
   readonly total: number;
+  /** What the task belongs to (for Open edX, the course id): listed, and `listTasks` filters on it. */
+  readonly group?: string;
   readonly subtaskIds?: readonly string[];
   /** `subtaskCount` ids `<prefix>-<n>`, zero-padded to one width; instead of `subtaskIds`. */
   readonly subtaskCount?: number;
@@ -72,6 +74,7 @@ export function initializeBody(request: InitializeTaskRequest): Record<string, u
   const deadline = request.deadline instanceof Date ? request.deadline.toISOString() : request.deadline;
   return {
     action_name: request.actionName,
+    ...(request.group === undefined ? {} : { group: request.group }),
     total: request.total,
     ...(request.subtaskIds === undefined ? {} : { subtask_ids: request.subtaskIds }),
     ...(request.subtaskCount === undefined ? {} : { subtask_count: request.subtaskCount }),

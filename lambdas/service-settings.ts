@@ -88,6 +88,31 @@ export const DUE_INDEX = {
   sortKey: 'due_at',
 } as const;
 
+/**
+ * The task listing's sparse indexes (only task items carry their partition keys), newest first on `created_at`.
+ * Every key and projected attribute is written at initialize and, for `task_state`, once more by the write that
+ * ends the task, never by another fold: a fold's write of the task item leaves every index alone, so listing
+ * costs nothing per status.
+ */
+export const LIST_INDEXES = {
+  /** Every task: one constant partition; the state projected, so "ended" filters in the index. */
+  all: { indexName: 'tasks', partitionKey: 'list_pk', sortKey: 'created_at', projected: ['task_state'] },
+  /** Tasks in one state: `PROGRESS` until the task ends, then its final state. Keys only. */
+  byState: { indexName: 'tasks_by_state', partitionKey: 'task_state', sortKey: 'created_at', projected: [] },
+  /** Tasks of one group (a task initialized without a group is not in it), states filtered in the index. */
+  byGroup: {
+    indexName: 'tasks_by_group',
+    partitionKey: 'group',
+    sortKey: 'created_at',
+    projected: ['task_state'],
+  },
+  /** What a state filter reads from `all` and `byGroup`. */
+  stateAttribute: 'task_state',
+} as const;
+
+/** The listing indexes, for the table definitions (CDK and local) and the grants. */
+export const LIST_INDEX_LIST = [LIST_INDEXES.all, LIST_INDEXES.byState, LIST_INDEXES.byGroup] as const;
+
 export const SWEEPER = {
   /** How often the schedule runs it: every sweep reads what is due now, and DESIGN §4 needs minute deadlines. */
   rateMinutes: 1,

@@ -31,6 +31,13 @@ export interface HttpGatewayOptions {
   readonly functionName?: string;
   /** Called with whatever the handler threw or returned malformed; the client only sees a plain 500. */
   readonly onError?: (error: unknown) => void;
+  /** Documents served as they are to a GET of their path (the dashboard at `/`), beside the API's routes. */
+  readonly staticPages?: Readonly<Record<string, StaticPage>>;
+}
+
+export interface StaticPage {
+  readonly html: string;
+  readonly headers: Readonly<Record<string, string>>;
 }
 
 export interface RunningHttpGateway {
@@ -254,6 +261,13 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
   ): Promise<{ result: GatewayResult; requestId: string }> {
     const line = requestLine(request);
     const match = matchRoute(line.method, line.rawPath);
+    const page = line.method === 'GET' ? options.staticPages?.[line.rawPath] : undefined;
+    if (page !== undefined) {
+      return {
+        result: { statusCode: 200, headers: { ...page.headers }, body: page.html },
+        requestId: newRequestId(),
+      };
+    }
     if (match === undefined) {
       const requestId = newRequestId();
       const allowed = ROUTE_METHODS.filter((method) => matchRoute(method, line.rawPath) !== undefined);

@@ -6,6 +6,7 @@ import { DescribeTableCommand, DynamoDBClient, ResourceNotFoundException } from 
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
+import { buildDashboard } from '../client/dashboard/site';
 import type { SweepSummary } from '../lambdas/sweeper/sweep';
 import {
   LOCAL_CREDENTIALS,
@@ -317,12 +318,14 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
     });
     cleanups.push(() => scheduled.stop());
 
+    const dashboard = await buildDashboard({ canCancel: true });
     const gateway: RunningHttpGateway = await portErrorsNamed('http', options.httpPort, () =>
       startHttpGateway({
         handler: api.handler,
         port: options.httpPort ?? 0,
         ...(options.httpTimeoutMs === undefined ? {} : { timeoutMs: options.httpTimeoutMs }),
         onError: (error) => onError('api', error),
+        staticPages: { '/': dashboard },
       }),
     );
     cleanups.push(() => gateway.stop());

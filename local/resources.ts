@@ -1,6 +1,12 @@
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
-import { DUE_INDEX, STATUS_QUEUE, TABLE_KEYS, TABLE_STREAM_VIEW } from '../lambdas/service-settings';
+import {
+  DUE_INDEX,
+  LIST_INDEX_LIST,
+  STATUS_QUEUE,
+  TABLE_KEYS,
+  TABLE_STREAM_VIEW,
+} from '../lambdas/service-settings';
 
 /**
  * Creates the service's table and queues on the emulators with the settings the CDK stack deploys, both read
@@ -14,7 +20,7 @@ function created(url: string | undefined, queueName: string): string {
   return url;
 }
 
-/** Creates the table as the stack does (keys, due index, stream, TTL) and returns its stream's ARN. */
+/** Creates the table as the stack does (keys, due and listing indexes, stream, TTL) and returns its stream's ARN. */
 export async function createTaskTable(client: DynamoDBClient, tableName: string): Promise<string> {
   const { TableDescription } = await client.send(
     new CreateTableCommand({
@@ -25,6 +31,9 @@ export async function createTaskTable(client: DynamoDBClient, tableName: string)
         { AttributeName: TABLE_KEYS.sortKey, AttributeType: 'S' },
         { AttributeName: DUE_INDEX.partitionKey, AttributeType: 'S' },
         { AttributeName: DUE_INDEX.sortKey, AttributeType: 'N' },
+        ...[...new Set(LIST_INDEX_LIST.flatMap((index) => [index.partitionKey, index.sortKey]))].map(
+          (name) => ({ AttributeName: name, AttributeType: 'S' as const }),
+        ),
       ],
       KeySchema: [
         { AttributeName: TABLE_KEYS.partitionKey, KeyType: 'HASH' },
@@ -39,6 +48,17 @@ export async function createTaskTable(client: DynamoDBClient, tableName: string)
           ],
           Projection: { ProjectionType: 'KEYS_ONLY' },
         },
+        ...LIST_INDEX_LIST.map((index) => ({
+          IndexName: index.indexName,
+          KeySchema: [
+            { AttributeName: index.partitionKey, KeyType: 'HASH' as const },
+            { AttributeName: index.sortKey, KeyType: 'RANGE' as const },
+          ],
+          Projection:
+            index.projected.length === 0
+              ? { ProjectionType: 'KEYS_ONLY' as const }
+              : { ProjectionType: 'INCLUDE' as const, NonKeyAttributes: [...index.projected] },
+        })),
       ],
       StreamSpecification: { StreamEnabled: true, StreamViewType: TABLE_STREAM_VIEW },
     }),

@@ -1,6 +1,12 @@
-import { DUE_INDEX, TABLE_KEYS } from '../../lambdas/service-settings';
+import { TABLE_KEYS } from '../../lambdas/service-settings';
 import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
-import { indexWriteUnits, itemBytes, writeUnitsForBytes } from '../../test/support/metering';
+import {
+  type IndexEntry,
+  indexEntries,
+  itemBytes,
+  tableIndexWriteUnits,
+  writeUnitsForBytes,
+} from '../../test/support/metering';
 
 /**
  * Prices every write and read the streamed path sends, through the store's `StoreObserver`, by DynamoDB's rules
@@ -9,7 +15,8 @@ import { indexWriteUnits, itemBytes, writeUnitsForBytes } from '../../test/suppo
  *   item before and after; a write whose condition failed bills the same, sized on the stored item and the one
  *   it tried to write. "Before" is the item as the last applied write (or initialize) left it, which this class
  *   keeps per key, so the task item is priced whole, as DynamoDB prices an UpdateItem;
- * - a task write that moves the sparse due index's key adds that index's writes (`indexWriteUnits`);
+ * - a task write that moves a sparse index's key (the due index's; the state index's when the task ends) or
+ *   rewrites its projection adds that index's writes (`tableIndexWriteUnits`);
  * - reads are counted as DynamoDB Local reports them (`ReturnConsumedCapacity`), which follows DynamoDB's read
  *   rules for GetItem, Query and BatchGetItem (checked by `checkReadUnits` in `metering-check.ts`).
  */
@@ -41,7 +48,7 @@ const zeroReads = (): Record<ItemKind, ReadCount> =>
 interface Image {
   readonly rank: number;
   readonly bytes: number;
-  readonly dueAt: string | undefined;
+  readonly indexes: ReadonlyMap<string, IndexEntry>;
 }
 
 function keyOf(item: object): string {
@@ -59,13 +66,6 @@ function rankOf(kind: ItemKind, item: object): number {
   if (kind === 'subtask') return number('version');
   if (kind === 'counter') return number('vsum');
   return number('counters_vsum') * 1e6 + number('version');
-}
-
-function dueKeyOf(item: object): string | undefined {
-  const record = item as Record<string, unknown>;
-  const pk = record[DUE_INDEX.partitionKey];
-  const at = record[DUE_INDEX.sortKey];
-  return pk === undefined || at === undefined ? undefined : `${String(pk)}|${String(at)}`;
 }
 
 export type WriteListener = (kind: ItemKind, item: object, applied: boolean) => void;
@@ -117,7 +117,7 @@ export class StreamMeter {
   private remember(kind: ItemKind, item: object): Image | undefined {
     const key = keyOf(item);
     const before = this.images.get(key);
-    const image: Image = { rank: rankOf(kind, item), bytes: itemBytes(item), dueAt: dueKeyOf(item) };
+    const image: Image = { rank: rankOf(kind, item), bytes: itemBytes(item), indexes: indexEntries(item) };
     if (before === undefined || image.rank >= before.rank) this.images.set(key, image);
     return before;
   }
@@ -137,7 +137,7 @@ export class StreamMeter {
     }
     const before = this.remember(kind, item);
     if (kind === 'task') {
-      this.indexUnits += indexWriteUnits(before?.dueAt, dueKeyOf(item));
+      this.indexUnits += tableIndexWriteUnits(before?.indexes, indexEntries(item));
     }
     if (kind === 'subtask') {
       const subtaskId = String((item as Record<string, unknown>).subtask_id);

@@ -1,14 +1,26 @@
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { MAX_SUBTASKS } from '../../lambdas/core/contract';
-import { idSchema } from '../../lambdas/core/identifiers';
+import { groupSchema, idSchema } from '../../lambdas/core/identifiers';
 import { createSubtaskStatus, SUBTASK_STATES, type SubtaskStatus } from '../../lambdas/core/subtask-status';
+import { LIST_STATES } from '../../lambdas/core/task-listing';
 import type { SubtaskQuery } from '../progress-api';
 import type { InitializeTaskRequest } from '../task-api';
+import type { TaskListQuery } from '../task-list-api';
 
 /** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
 
-export const COMMANDS = ['init', 'send', 'status', 'subtasks', 'watch', 'cancel', 'reconcile'] as const;
+export const COMMANDS = [
+  'init',
+  'send',
+  'status',
+  'list',
+  'subtasks',
+  'watch',
+  'cancel',
+  'reconcile',
+  'dashboard',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 export type Command =
@@ -16,6 +28,8 @@ export type Command =
   | { readonly kind: 'init'; readonly request: InitializeTaskRequest }
   | { readonly kind: 'send'; readonly taskId: string; readonly status: SubtaskStatus }
   | { readonly kind: 'status'; readonly taskId: string; readonly json: boolean }
+  | { readonly kind: 'list'; readonly query: TaskListQuery; readonly json: boolean }
+  | { readonly kind: 'dashboard'; readonly port: number; readonly canCancel: boolean }
   | {
       readonly kind: 'subtasks';
       readonly taskId: string;
@@ -55,6 +69,7 @@ const initSchema = z
   .object({
     task_id: taskId,
     action: z.string(required('a verb')).min(1, 'must not be empty').max(256, 'is too long'),
+    group: groupSchema.optional(),
     total: wholeNumber,
     subtasks: z.string().optional(),
     'subtask-count': wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(MAX_SUBTASKS)).optional(),
@@ -89,15 +104,33 @@ const sendSchema = z.object({
   'retried-withmax': countOption,
 });
 
+const limitOption = wholeNumber
+  .pipe(z.number().min(1, 'must be at least 1').max(100, 'must be at most 100'))
+  .optional();
+
 const statusSchema = z.object({ task_id: taskId, json: z.boolean().default(false) });
 
 const subtasksSchema = z.object({
   task_id: taskId,
   state: z.enum(SUBTASK_STATES, { error: `must be one of ${SUBTASK_STATES.join(', ')}` }).optional(),
-  limit: wholeNumber.pipe(z.number().min(1, 'must be at least 1').max(100, 'must be at most 100')).optional(),
+  limit: limitOption,
   cursor: z.string().min(1, 'must not be empty').optional(),
   all: z.boolean().default(false),
   json: z.boolean().default(false),
+});
+
+const listSchema = z.object({
+  state: z.enum(LIST_STATES, { error: `must be one of ${LIST_STATES.join(', ')}` }).optional(),
+  group: groupSchema.optional(),
+  limit: limitOption,
+  cursor: z.string().min(1, 'must not be empty').optional(),
+  json: z.boolean().default(false),
+});
+
+/** 0 picks a free port. */
+const dashboardSchema = z.object({
+  port: wholeNumber.pipe(z.number().max(65_535, 'must be at most 65535')).default(0),
+  'read-only': z.boolean().default(false),
 });
 
 const watchSchema = z.object({
@@ -113,15 +146,18 @@ const POSITIONALS: Record<CommandName, readonly string[]> = {
   init: ['task_id'],
   send: ['task_id', 'subtask_id'],
   status: ['task_id'],
+  list: [],
   subtasks: ['task_id'],
   watch: ['task_id'],
   cancel: ['task_id'],
   reconcile: ['task_id'],
+  dashboard: [],
 };
 
 const OPTIONS = {
   init: {
     action: { type: 'string' },
+    group: { type: 'string' },
     total: { type: 'string' },
     subtasks: { type: 'string' },
     'subtask-count': { type: 'string' },
@@ -140,6 +176,13 @@ const OPTIONS = {
     'retried-withmax': { type: 'string' },
   },
   status: { json: { type: 'boolean' } },
+  list: {
+    state: { type: 'string' },
+    group: { type: 'string' },
+    limit: { type: 'string' },
+    cursor: { type: 'string' },
+    json: { type: 'boolean' },
+  },
   subtasks: {
     state: { type: 'string' },
     limit: { type: 'string' },
@@ -150,6 +193,7 @@ const OPTIONS = {
   watch: { interval: { type: 'string' } },
   cancel: {},
   reconcile: {},
+  dashboard: { port: { type: 'string' }, 'read-only': { type: 'boolean' } },
 } as const;
 
 function isCommand(value: string | undefined): value is CommandName {
@@ -199,6 +243,7 @@ function initRequest(args: z.output<typeof initSchema>): InitializeTaskRequest {
   return {
     taskId: args.task_id,
     actionName: args.action,
+    ...(args.group === undefined ? {} : { group: args.group }),
     total: args.total,
     // A count goes to the API as a count, so a fan-out of 100,000 is a few bytes.
     ...(count === undefined
@@ -248,6 +293,23 @@ export function parseCommandLine(argv: readonly string[]): Command {
       const args = validate(first, statusSchema, input);
       return { kind: 'status', taskId: args.task_id, json: args.json };
     }
+    case 'list': {
+      const args = validate(first, listSchema, input);
+      return {
+        kind: 'list',
+        query: {
+          ...(args.state === undefined ? {} : { state: args.state }),
+          ...(args.group === undefined ? {} : { group: args.group }),
+          ...(args.limit === undefined ? {} : { limit: args.limit }),
+          ...(args.cursor === undefined ? {} : { cursor: args.cursor }),
+        },
+        json: args.json,
+      };
+    }
+    case 'dashboard': {
+      const args = validate(first, dashboardSchema, input);
+      return { kind: 'dashboard', port: args.port, canCancel: !args['read-only'] };
+    }
     case 'subtasks': {
       const args = validate(first, subtasksSchema, input);
       if (args.all && args.cursor !== undefined) {
@@ -279,10 +341,11 @@ export function parseCommandLine(argv: readonly string[]): Command {
 
 const COMMAND_USAGE: Record<CommandName, string> = {
   init: `init <task_id> --action VERB --total N (--subtasks a,b,c | --subtask-count N [--prefix sub])
-       [--tolerated-failure-percentage P] [--subtask-timeout SECONDS] [--deadline ISO-8601] [--ttl-days N]
+       [--group G] [--tolerated-failure-percentage P] [--subtask-timeout SECONDS] [--deadline ISO-8601] [--ttl-days N]
       Create a task whose subtasks all start QUEUING (PUT /tasks/<task_id>). VERB names what happens to an
       item ("emailed"), N items in all; --subtask-count N makes ids <prefix>-0 … <prefix>-(N-1). Running it
-      again with the same arguments changes nothing; a large fan-out takes several requests, made for you.`,
+      again with the same arguments changes nothing; a large fan-out takes several requests, made for you.
+      --group names what the task belongs to (a course id), for \`list --group\`.`,
   send: `send <task_id> <subtask_id> --state STATE [--succeeded N] [--failed N] [--skipped N]
        [--retried-nomax N] [--retried-withmax N]
       Queue one cumulative status of a subtask (attempted = succeeded + failed). STATE is one of
@@ -290,6 +353,9 @@ const COMMAND_USAGE: Record<CommandName, string> = {
   status: `status <task_id> [--json]
       Show a task's progress, and why it ended when its subtasks alone did not end it; --json prints the
       API's answer as it is.`,
+  list: `list [--state STATE] [--group G] [--limit N] [--cursor C] [--json]
+      List tasks, newest first, one page (GET /tasks). STATE is one of ${LIST_STATES.join(', ')}; a
+      filtered page may be short, even empty, with a cursor to follow.`,
   subtasks: `subtasks <task_id> [--state STATE] [--limit N] [--cursor C | --all] [--json]
       List a task's subtasks, one page (--all: every page), with why the service ended one itself
       (TIMED_OUT, CANCELED). A page filtered by --state may be short, even empty, with a cursor to follow.`,
@@ -303,6 +369,10 @@ const COMMAND_USAGE: Record<CommandName, string> = {
       Operators: recount every write shard of a task from its subtask items and refresh its totals, straight
       on the table (SUBTASK_PROGRESS_TABLE; needs read and write rights on it). Repairs what a lost stream
       record left behind; harmless on a task that is right.`,
+  dashboard: `dashboard [--port N] [--read-only]
+      Serve the web dashboard on 127.0.0.1 and forward its reads (and cancel, unless --read-only) to the
+      API at SUBTASK_PROGRESS_API_URL, signed with your AWS credentials; never initialize. Open the URL it
+      prints: it carries a token made for this run. Needs grantReadProgress (and grantCancel to cancel).`,
 };
 
 export function usage(topic?: CommandName): string {
@@ -312,7 +382,7 @@ export function usage(topic?: CommandName): string {
 ${commands.map((command) => `  ${COMMAND_USAGE[command]}`).join('\n\n')}
 
 Settings come from the environment, as \`npm start\` prints them:
-  SUBTASK_PROGRESS_API_URL (init, status, subtasks, watch, cancel), SUBTASK_PROGRESS_QUEUE_URL (send),
+  SUBTASK_PROGRESS_API_URL (init, status, list, subtasks, watch, cancel, dashboard), SUBTASK_PROGRESS_QUEUE_URL (send),
   SUBTASK_PROGRESS_TABLE (reconcile), and AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB and
   credentials as for any AWS SDK. Requests to an API that is not on loopback are signed with SigV4 (the
   deployed API uses IAM auth), and only ever sent over https.

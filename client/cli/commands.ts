@@ -8,9 +8,11 @@ import { sendSubtaskStatus } from '../producer';
 import { getProgress, listSubtasks, progressSchema, type SubtaskListing } from '../progress-api';
 import { setting } from '../settings';
 import { cancelTask, type InitializeTaskRequest, initializeTask } from '../task-api';
+import { listTasks } from '../task-list-api';
 import type { Command } from './arguments';
 import { EXIT } from './exit-codes';
-import { finalLine, progressSummary, subtaskLine } from './format';
+import { finalLine, progressSummary, subtaskLine, taskLine } from './format';
+import { serveDashboard } from './serve-dashboard';
 import { watchTask } from './watch';
 
 /** What each command does. Loaded only once the command line is valid: it pulls in the AWS SDK. */
@@ -95,6 +97,22 @@ export async function execute(command: RunnableCommand): Promise<number> {
       console.log(command.json ? JSON.stringify(result.progress, null, 2) : progressSummary(result.progress));
       return EXIT.ok;
     }
+
+    case 'list': {
+      const result = await listTasks(command.query);
+      if (result.status !== 200) throw new Error('The progress API answered 304 to an unconditional request');
+      if (command.json) {
+        console.log(JSON.stringify(result.page, null, 2));
+        return EXIT.ok;
+      }
+      for (const task of result.page.tasks) console.log(taskLine(task));
+      // On stderr, so that the listing itself pipes cleanly.
+      if (result.page.next_cursor !== null) console.error(`More: --cursor ${result.page.next_cursor}`);
+      return EXIT.ok;
+    }
+
+    case 'dashboard':
+      return serveDashboard(command);
 
     case 'subtasks':
       return listing(command);

@@ -1,4 +1,5 @@
 import type { Progress, SubtaskListing } from '../progress-api';
+import type { TaskRow } from '../task-list-api';
 
 /** How the CLI shows a task's progress to a person. */
 
@@ -57,4 +58,16 @@ export function subtaskLine(subtask: SubtaskListing): string {
 /** The one line `watch` ends with. */
 export function finalLine(progress: Progress): string {
   return `Task ${progress.task_id} ended ${progress.task_state}: ${progress.message}`;
+}
+
+/** One task of a listing: id, state, group, items done of the total, subtasks ended, when it was created. */
+export function taskLine(task: TaskRow): string {
+  const items = task.task_progress;
+  const done = task.subtasks.total - task.subtasks.remaining;
+  const group = task.group === null ? '' : `  [${task.group}]`;
+  return (
+    `${task.task_id}  ${task.task_state}${task.end_reason === null ? '' : ` (${task.end_reason})`}${group}  ` +
+    `${items.attempted + items.skipped} of ${items.total} items ${task.action_name}, ` +
+    `${done}/${task.subtasks.total} subtasks  created ${task.created_at}`
+  );
 }

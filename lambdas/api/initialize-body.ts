@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { MAX_SUBTASKS } from '../core/contract';
-import { idSchema } from '../core/identifiers';
+import { groupSchema, idSchema } from '../core/identifiers';
 import { numberedSubtaskIds } from '../core/subtask-ids';
 import type { InitializeRequest } from '../core/task';
 
@@ -21,6 +21,7 @@ const prefixSchema = z
 const bodySchema = z
   .strictObject({
     action_name: z.string().min(1).max(256),
+    group: groupSchema.optional(),
     total: z.int().nonnegative(),
     subtask_ids: z.array(idSchema).min(1).max(MAX_SUBTASKS).optional(),
     subtask_count: z.int().min(1).max(MAX_SUBTASKS).optional(),
@@ -68,6 +69,7 @@ export function parseInitializeBody(taskId: string, body: string | undefined): I
   const value = parsed.data;
   return {
     taskId,
+    ...(value.group === undefined ? {} : { group: value.group }),
     actionName: value.action_name,
     total: value.total,
     subtaskIds: value.subtask_ids ?? numberedSubtaskIds(value.subtask_count ?? 0, value.prefix),

@@ -4,6 +4,7 @@
  */
 
 export const ROUTES = {
+  list: 'GET /tasks',
   task: 'GET /tasks/{task_id}',
   subtasks: 'GET /tasks/{task_id}/subtasks',
   initialize: 'PUT /tasks/{task_id}',

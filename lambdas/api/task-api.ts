@@ -1,17 +1,20 @@
+import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
 import { CancelConflictError, InitializeConflictError, InvalidInitializeRequestError } from '../core/errors';
-import { idSchema } from '../core/identifiers';
+import { groupSchema, idSchema } from '../core/identifiers';
 import { progressReport } from '../core/progress-report';
 import { SUBTASK_STATES } from '../core/subtask-status';
 import type { TaskRecord } from '../core/task';
+import { LIST_STATES, listRow } from '../core/task-listing';
 import { API } from '../service-settings';
 import type { TaskStore } from '../store/task-store';
 import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor';
 import { type HttpResult, httpError, json, notModified } from './http-responses';
 import { InvalidBodyError, parseInitializeBody } from './initialize-body';
 import { ROUTES } from './routes';
+import { decodeListCursor, encodeListCursor } from './task-list-cursor';
 
 /**
  * The API: task progress and subtask listings (reads), initialize and cancel (writes), from API Gateway HTTP
@@ -37,6 +40,13 @@ const subtaskQuerySchema = z.object({
   cursor: z.string().optional(),
 });
 
+const taskListQuerySchema = z.object({
+  state: z.enum(LIST_STATES).optional(),
+  group: groupSchema.optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_PAGE_SIZE).default(DEFAULT_PAGE_SIZE),
+  cursor: z.string().optional(),
+});
+
 class BadRequestError extends Error {}
 
 function parse<T extends z.ZodType>(schema: T, value: unknown, what: string): z.output<T> {
@@ -56,6 +66,11 @@ function taskIdOf(event: APIGatewayProxyEventV2): string {
 /** Generation and version: a re-initialized task never answers 304 to a tag of its predecessor. */
 function etagOf(task: TaskRecord): string {
   return `"${task.generation}.${task.version}"`;
+}
+
+/** A listing has no version of its own: its tag is its content's, so an unchanged page answers 304. */
+function contentTag(body: string): string {
+  return `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"`;
 }
 
 /** True when `If-None-Match` names the current ETag (weak or strong, in a list, or `*`). */
@@ -88,6 +103,27 @@ export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependen
       return notModified({ etag, 'cache-control': 'no-cache' });
     }
     return progress(200, task);
+  }
+
+  async function listTasks(event: APIGatewayProxyEventV2): Promise<HttpResult> {
+    const query = parse(taskListQuerySchema, event.queryStringParameters ?? {}, 'query');
+    const filter = { state: query.state, group: query.group };
+    const after = query.cursor === undefined ? undefined : decodeListCursor(query.cursor, filter);
+    const page = await store.listTasks({
+      limit: query.limit,
+      readBudget: LISTING_READ_BUDGET,
+      ...(query.state === undefined ? {} : { state: query.state }),
+      ...(query.group === undefined ? {} : { group: query.group }),
+      ...(after === undefined ? {} : { after }),
+    });
+    const result = json(200, {
+      tasks: page.tasks.map(listRow),
+      next_cursor: page.next === undefined ? null : encodeListCursor(page.next, filter),
+    });
+    const etag = contentTag(result.body ?? '');
+    const headers = { etag, 'cache-control': 'no-cache' };
+    if (matchesCurrent(event.headers?.['if-none-match'], etag)) return notModified(headers);
+    return { ...result, headers: { ...result.headers, ...headers } };
   }
 
   async function listSubtasks(event: APIGatewayProxyEventV2): Promise<HttpResult> {
@@ -157,6 +193,8 @@ export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependen
     logger.appendKeys({ apiRequestId: event.requestContext.requestId });
     try {
       switch (event.routeKey) {
+        case ROUTES.list:
+          return await listTasks(event);
         case ROUTES.task:
           return await getTask(event);
         case ROUTES.subtasks:

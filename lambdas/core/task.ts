@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { STATUS_QUEUE } from '../service-settings';
 import { InvalidInitializeRequestError } from './errors';
-import { isValidId } from './identifiers';
+import { GROUP_PATTERN, isValidId } from './identifiers';
 import { createSubtaskStatus, type SubtaskStatus } from './subtask-status';
 import { shardOf, shardSizes, writeShardCount } from './write-shards';
 
@@ -50,6 +50,8 @@ export type EndReason = 'TIMED_OUT' | 'CANCELED';
 
 export interface TaskRecord {
   readonly task_id: string;
+  /** What the task belongs to (e.g. a course), when the caller said: listed and filtered on. */
+  readonly group?: string;
   /** A fresh random id per task record: subtask items of another generation are never this task's. */
   readonly generation: string;
   /** Fingerprint of the whole initialize request; `subtask_digest` of the subtask set alone. */
@@ -123,6 +125,7 @@ export interface ShardCounter {
 
 export interface InitializeRequest {
   readonly taskId: string;
+  readonly group?: string;
   readonly actionName: string;
   /** Items the whole job covers (for "… (out of N)"). */
   readonly total: number;
@@ -161,6 +164,8 @@ function validate(request: InitializeRequest, nowMs: number): void {
     throw new InvalidInitializeRequestError(message);
   };
   if (!isValidId(request.taskId)) reject(`Bad task id '${request.taskId}'`);
+  if (request.group !== undefined && !GROUP_PATTERN.test(request.group))
+    reject(`Bad group '${request.group}'`);
   if (request.actionName.length === 0 || request.actionName.length > 256)
     reject('action_name must be 1-256 characters');
   if (!Number.isSafeInteger(request.total) || request.total < 0)
@@ -237,6 +242,7 @@ export function differingFields(task: TaskRecord, request: InitializeRequest): s
   if (task.task_output.total !== request.total) fields.push('total');
   if (task.task_output.action_name !== request.actionName) fields.push('action_name');
   if (task.subtask_digest !== subtaskDigest(request.subtaskIds)) fields.push('subtask set');
+  if (task.group !== request.group) fields.push('group');
   if (sha256(task.options) !== sha256(taskOptions(request))) fields.push('options');
   if (fields.length === 0 && task.digest !== initializationDigest(request)) fields.push('ttl_days');
   return fields;
@@ -264,6 +270,7 @@ export function initializeTask(
   const ttl = expiresAt === undefined ? {} : { expires_at: expiresAt };
   const task: TaskRecord = {
     task_id: request.taskId,
+    ...(request.group === undefined ? {} : { group: request.group }),
     generation,
     digest: initializationDigest(request),
     subtask_digest: subtaskDigest(request.subtaskIds),
@@ -321,7 +328,7 @@ export function subtaskShard(task: TaskRecord, subtaskId: string): number {
   return shardOf(subtaskId, task.write_shards);
 }
 
-export function remainingSubtasks(task: TaskRecord): number {
+export function remainingSubtasks(task: Pick<TaskRecord, 'subtasks'>): number {
   return task.subtasks.total - task.subtasks.succeeded - task.subtasks.failed;
 }
 

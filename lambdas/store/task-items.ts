@@ -1,5 +1,5 @@
 import type { ShardCounter, SubtaskRecord, TaskRecord } from '../core/task';
-import { DUE_INDEX, TABLE_KEYS } from '../service-settings';
+import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
 
 /**
  * How a task sits in the one table. The task item and its write shards' counters share the partition
@@ -12,12 +12,15 @@ const COUNTER_PREFIX = 'SHARD#';
 export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
 /** The one partition of the sparse due index: few items, all of them tasks in progress. */
 export const DUE_PARTITION = 'DUE';
+/** The one partition of the index of all tasks (short: every task item carries it). */
+export const LIST_PARTITION = 'ALL';
 
 export type ItemKey = { readonly [K in typeof TABLE_KEYS.partitionKey | typeof TABLE_KEYS.sortKey]: string };
 type DueKey = { readonly [K in typeof DUE_INDEX.partitionKey]?: string } & {
   readonly [K in typeof DUE_INDEX.sortKey]?: number;
 };
-export type TaskItem = TaskRecord & ItemKey & DueKey;
+type ListKey = { readonly [K in typeof LIST_INDEXES.all.partitionKey]: string };
+export type TaskItem = TaskRecord & ItemKey & DueKey & ListKey;
 export type CounterItem = ShardCounter & ItemKey;
 export type SubtaskItem = SubtaskRecord & ItemKey;
 
@@ -49,6 +52,7 @@ export function taskItem(task: TaskRecord, dueAt?: number): TaskItem {
   return {
     ...task,
     ...taskKey(task.task_id),
+    [LIST_INDEXES.all.partitionKey]: LIST_PARTITION,
     ...(dueAt === undefined ? {} : { [DUE_INDEX.partitionKey]: DUE_PARTITION, [DUE_INDEX.sortKey]: dueAt }),
   };
 }
@@ -97,6 +101,7 @@ function withoutKeys<T>(item: Record<string, unknown>): T {
     [TABLE_KEYS.sortKey]: _sk,
     [DUE_INDEX.partitionKey]: _duePk,
     [DUE_INDEX.sortKey]: _dueAt,
+    [LIST_INDEXES.all.partitionKey]: _listPk,
     ...record
   } = item;
   return record as T;

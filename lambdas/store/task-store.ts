@@ -23,6 +23,7 @@ import {
   type TaskRecord,
   type TaskState,
 } from '../core/task';
+import type { TaskListPage, TaskListQuery } from '../core/task-listing';
 import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
 import {
@@ -40,6 +41,7 @@ import {
   taskItem,
   taskKey,
 } from './task-items';
+import { listTasks } from './task-listing';
 
 /** BatchGetItem takes at most 100 keys a call. */
 const BATCH_GET_LIMIT = 100;
@@ -284,7 +286,22 @@ export class TaskStore {
     return Item === undefined ? undefined : taskFromItem(Item);
   }
 
-  private async batchGet(kind: ItemKind, keys: readonly ItemKey[]): Promise<Record<string, unknown>[]> {
+  /** Consistent whole items, unless `attributes` asks for a projection read eventually consistent. */
+  private async batchGet(
+    kind: ItemKind,
+    keys: readonly ItemKey[],
+    attributes?: readonly string[],
+  ): Promise<Record<string, unknown>[]> {
+    const read =
+      attributes === undefined
+        ? { ConsistentRead: true }
+        : {
+            ConsistentRead: false,
+            ProjectionExpression: attributes.map((_, index) => `#a${index}`).join(', '),
+            ExpressionAttributeNames: Object.fromEntries(
+              attributes.map((name, index) => [`#a${index}`, name]),
+            ),
+          };
     const found: Record<string, unknown>[] = [];
     for (let start = 0; start < keys.length; start += BATCH_GET_LIMIT) {
       let pending = keys.slice(start, start + BATCH_GET_LIMIT);
@@ -295,7 +312,7 @@ export class TaskStore {
         if (attempt > 1) await sleep(backoffDelayMs(DEFAULT_RETRY_POLICY, attempt - 1, this.random));
         const { Responses, UnprocessedKeys, ConsumedCapacity } = await this.db.send(
           new BatchGetCommand({
-            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            RequestItems: { [this.tableName]: { Keys: pending, ...read } },
             ...this.capacity,
           }),
         );
@@ -405,13 +422,16 @@ export class TaskStore {
     const cancelAsRead = read.cancel_requested === true ? '' : ' AND attribute_not_exists(#cancel_requested)';
     const set = [
       '#version = #version + :one',
-      '#task_state = :task_state',
       '#task_output = :task_output',
       '#in_flight = :in_flight',
       '#subtasks = :subtasks',
       '#counters_vsum = :vsum',
       '#updated_at = :updated_at',
-      ...(ending ? ['#ended_at = :ended_at'] : ['#due_pk = :due_pk', '#due_at = :due_at']),
+      // The state changes here, once, and only here: a fold that does not end the task writes no key or
+      // projected attribute of the listing indexes (DESIGN §0), so it costs them nothing.
+      ...(ending
+        ? ['#task_state = :task_state', '#ended_at = :ended_at']
+        : ['#due_pk = :due_pk', '#due_at = :due_at']),
     ];
     try {
       await this.db.send(
@@ -442,13 +462,14 @@ export class TaskStore {
             ':generation': read.generation,
             ':progress': 'PROGRESS',
             ':one': 1,
-            ':task_state': task.task_state,
             ':task_output': task.task_output,
             ':in_flight': task.in_flight,
             ':subtasks': task.subtasks,
             ':vsum': task.counters_vsum,
             ':updated_at': task.updated_at,
-            ...(ending ? { ':ended_at': task.ended_at } : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
+            ...(ending
+              ? { ':task_state': task.task_state, ':ended_at': task.ended_at }
+              : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
           },
         }),
       );
@@ -493,6 +514,17 @@ export class TaskStore {
     }
     if (shard >= task.write_shards) return { subtasks };
     return { subtasks, next: after === undefined ? { shard } : { shard, after } };
+  }
+
+  /** A page of tasks, newest first (see `task-listing.ts`): at most `readBudget` index entries read. */
+  listTasks(query: TaskListQuery): Promise<TaskListPage> {
+    return listTasks(
+      {
+        query: (input) => this.query('task', input),
+        rows: (keys, attributes) => this.batchGet('task', keys, attributes),
+      },
+      query,
+    );
   }
 
   /**

@@ -106,6 +106,33 @@ describe.concurrent('subtask-progress CLI as a child process', { timeout: 120_00
     });
   });
 
+  it('initializes a task in a group and lists it with list --group', async ({ expect }) => {
+    const taskId = uniqueName('task');
+    const group = uniqueName('course-v1:cli');
+
+    const init = await cli([
+      'init',
+      taskId,
+      '--action',
+      'emailed',
+      '--total',
+      '3',
+      '--subtasks',
+      'a',
+      '--group',
+      group,
+    ]);
+    const list = await cli(['list', '--group', group, '--state', 'running']);
+    const json = await cli(['list', '--group', group, '--json']);
+
+    expect(init.code).toBe(0);
+    expect(list.code).toBe(0);
+    expect(list.stdout.trim()).toMatch(
+      new RegExp(`^${taskId}  PROGRESS  \\[${group}\\]  0 of 3 items emailed, 0/1 subtasks`),
+    );
+    expect(JSON.parse(json.stdout)).toMatchObject({ tasks: [{ task_id: taskId, group }], next_cursor: null });
+  });
+
   it('exits 1 with the API message for a task that does not exist', async ({ expect }) => {
     const run = await cli(['status', 'never-created']);
 

@@ -57,7 +57,11 @@ describe('progress API errors over HTTP', () => {
   });
 
   it('answers 404 NotFound to a path that is no route', async () => {
-    const answers = await Promise.all([get('/'), get('/tasks'), get(`/tasks/${taskId}/subtasks/s-1`)]);
+    const answers = await Promise.all([
+      get('/index.html'),
+      get('/task'),
+      get(`/tasks/${taskId}/subtasks/s-1`),
+    ]);
 
     for (const answer of answers) expectJsonError(answer, 404, 'NotFound');
   });

@@ -36,6 +36,9 @@ describe('least privilege', () => {
   const tableArn = { 'Fn::GetAtt': [logicalId(stack, progress.table), 'Arn'] };
   const streamArn = { 'Fn::GetAtt': [logicalId(stack, progress.table), 'StreamArn'] };
   const dueIndexArn = { 'Fn::Join': ['', [tableArn, '/index/due']] };
+  const listIndexArns = ['tasks', 'tasks_by_state', 'tasks_by_group'].map((name) => ({
+    'Fn::Join': ['', [tableArn, `/index/${name}`]],
+  }));
   const queueArn = { 'Fn::GetAtt': [logicalId(stack, progress.queue), 'Arn'] };
   const deadLetterQueueArn = { 'Fn::GetAtt': [logicalId(stack, progress.deadLetterQueue), 'Arn'] };
   const failureQueueArn = { 'Fn::GetAtt': [logicalId(stack, progress.aggregatorFailureQueue), 'Arn'] };
@@ -199,9 +202,16 @@ describe('least privilege', () => {
         'dynamodb:Query',
         'dynamodb:UpdateItem',
       ]);
-      expect(resourcesOf(statements.filter((s) => actionsOf([s], 'dynamodb:').length > 0))).toEqual([
-        tableArn,
-      ]);
+      expect(actionsOf(on(statements, tableArn))).toEqual(actionsOf(statements, 'dynamodb:'));
+    });
+
+    it('queries the three listing indexes by name, and no other index', () => {
+      for (const indexArn of listIndexArns) {
+        expect(actionsOf(on(statements, indexArn))).toEqual(['dynamodb:Query']);
+      }
+      expect(actionsOf(on(statements, dueIndexArn))).toEqual([]);
+      const dynamoResources = resourcesOf(statements.filter((s) => actionsOf([s], 'dynamodb:').length > 0));
+      expect(dynamoResources).toHaveLength(1 + listIndexArns.length);
     });
 
     it('may do nothing besides using the table, writing its logs and sending traces', () => {
@@ -263,10 +273,10 @@ describe('least privilege', () => {
       expect(routesOf(statements)).toEqual(['/*/POST/tasks/*/cancel']);
     });
 
-    it('grantReadProgress allows execute-api:Invoke on the two GET routes only', () => {
+    it('grantReadProgress allows execute-api:Invoke on the three GET routes only', () => {
       const statements = roleStatements(reader);
       expect(actionsOf(statements)).toEqual(['execute-api:Invoke']);
-      expect(routesOf(statements)).toEqual(['/*/GET/tasks/*', '/*/GET/tasks/*/subtasks']);
+      expect(routesOf(statements)).toEqual(['/*/GET/tasks', '/*/GET/tasks/*', '/*/GET/tasks/*/subtasks']);
     });
 
     it('every grant is an Allow', () => {

@@ -86,7 +86,7 @@ describe('SubtaskProgress with default props', () => {
           { AttributeName: DUE_INDEX.partitionKey, AttributeType: 'S' },
           { AttributeName: DUE_INDEX.sortKey, AttributeType: 'N' },
         ]),
-        GlobalSecondaryIndexes: [
+        GlobalSecondaryIndexes: Match.arrayWith([
           {
             IndexName: DUE_INDEX.indexName,
             KeySchema: [
@@ -95,8 +95,48 @@ describe('SubtaskProgress with default props', () => {
             ],
             Projection: { ProjectionType: 'KEYS_ONLY' },
           },
-        ],
+        ]),
       });
+    });
+
+    it('has the listing indexes: all tasks, by state, by group, newest first on created_at', () => {
+      const listIndex = (name: string, partitionKey: string, projection: object) => ({
+        IndexName: name,
+        KeySchema: [
+          { AttributeName: partitionKey, KeyType: 'HASH' },
+          { AttributeName: 'created_at', KeyType: 'RANGE' },
+        ],
+        Projection: projection,
+      });
+      const state = { ProjectionType: 'INCLUDE', NonKeyAttributes: ['task_state'] };
+      template.hasResourceProperties('AWS::DynamoDB::Table', {
+        AttributeDefinitions: Match.arrayWith([
+          { AttributeName: 'list_pk', AttributeType: 'S' },
+          { AttributeName: 'created_at', AttributeType: 'S' },
+          { AttributeName: 'task_state', AttributeType: 'S' },
+          { AttributeName: 'group', AttributeType: 'S' },
+        ]),
+        GlobalSecondaryIndexes: Match.arrayWith([
+          listIndex('tasks', 'list_pk', state),
+          listIndex('tasks_by_state', 'task_state', { ProjectionType: 'KEYS_ONLY' }),
+          listIndex('tasks_by_group', 'group', state),
+        ]),
+      });
+    });
+
+    it('indexes nothing a fold rewrites on every recount (counts, versions, times stay in the table)', () => {
+      const table = Object.values(template.findResources('AWS::DynamoDB::Table'))[0];
+      const indexes = (table?.Properties?.GlobalSecondaryIndexes ?? []) as Array<{
+        KeySchema: Array<{ AttributeName: string }>;
+        Projection: { NonKeyAttributes?: string[] };
+      }>;
+      const indexed = indexes.flatMap((index) => [
+        ...index.KeySchema.map((key) => key.AttributeName),
+        ...(index.Projection.NonKeyAttributes ?? []),
+      ]);
+      // `task_state` is indexed, but only the write that ends a task sets it (test/integration/task-listing).
+      const foldWrites = ['version', 'task_output', 'in_flight', 'subtasks', 'counters_vsum', 'updated_at'];
+      expect(indexed.filter((name) => foldWrites.includes(name))).toEqual([]);
     });
   });
 
@@ -365,6 +405,7 @@ describe('SubtaskProgress with default props', () => {
       );
       expect(routeKeys.sort()).toEqual(Object.values(ROUTES).sort());
       expect(routeKeys.sort()).toEqual([
+        'GET /tasks',
         'GET /tasks/{task_id}',
         'GET /tasks/{task_id}/subtasks',
         'POST /tasks/{task_id}/cancel',

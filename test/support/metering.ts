@@ -21,6 +21,7 @@
  *   consumed even when the transaction does not succeed, so a canceled `TransactWriteItems` is priced here
  *   exactly like a committed one: 2 units per KB of every item it carried.
  */
+import { DUE_INDEX, LIST_INDEX_LIST } from '../../lambdas/service-settings';
 
 /** DynamoDB's KB for capacity: 1,024 bytes. */
 export const BYTES_PER_WRITE_UNIT = 1_024;
@@ -190,4 +191,58 @@ export function indexWriteUnits(before: string | undefined, after: string | unde
   if (before === after) return 0;
   if (before === undefined || after === undefined) return 1;
   return 2;
+}
+
+/** One item's entry in one global secondary index: its index key, and the non-key attributes projected. */
+export interface IndexEntry {
+  readonly key: string;
+  readonly projected: string;
+}
+
+/** The table's indexes, as `local/resources.ts` and the CDK stack create them. */
+const TABLE_INDEXES = [
+  {
+    indexName: DUE_INDEX.indexName,
+    partitionKey: DUE_INDEX.partitionKey,
+    sortKey: DUE_INDEX.sortKey,
+    projected: [],
+  },
+  ...LIST_INDEX_LIST,
+] as const;
+
+/** The item's entry in each index it is in (all of them sparse: an item without the keys is in none). */
+export function indexEntries(item: object): ReadonlyMap<string, IndexEntry> {
+  const record = item as Record<string, unknown>;
+  const entries = new Map<string, IndexEntry>();
+  for (const index of TABLE_INDEXES) {
+    const pk = record[index.partitionKey];
+    const sk = record[index.sortKey];
+    if (pk === undefined || sk === undefined) continue;
+    const projected: readonly string[] = index.projected;
+    entries.set(index.indexName, {
+      key: `${String(pk)}|${String(sk)}`,
+      projected: JSON.stringify(projected.map((name) => record[name] ?? null)),
+    });
+  }
+  return entries;
+}
+
+/**
+ * Index write units of a table write, over every index: `indexWriteUnits` of each index key, and one write for an
+ * entry whose key stayed but whose projected attributes changed (the guide: an update "that modifies a projected
+ * attribute" rewrites the index entry). Entries are keys and a state, well under 1 KB: one unit each.
+ */
+export function tableIndexWriteUnits(
+  before: ReadonlyMap<string, IndexEntry> | undefined,
+  after: ReadonlyMap<string, IndexEntry>,
+): number {
+  let units = 0;
+  for (const { indexName } of TABLE_INDEXES) {
+    const was = before?.get(indexName);
+    const is = after.get(indexName);
+    units += indexWriteUnits(was?.key, is?.key);
+    if (was !== undefined && is !== undefined && was.key === is.key && was.projected !== is.projected)
+      units += 1;
+  }
+  return units;
 }

@@ -2,12 +2,14 @@ import { describe, expect, it } from 'vitest';
 import {
   batchGetReadUnits,
   billedBytes,
+  indexEntries,
   indexWriteUnits,
   itemBytes,
   itemReadUnits,
   numberBytes,
   queryReadUnits,
   singleWriteUnits,
+  tableIndexWriteUnits,
   transactionWriteUnits,
   valueBytes,
   writeUnitsForBytes,
@@ -158,5 +160,35 @@ describe('due index writes', () => {
     expect(indexWriteUnits('DUE|100', 'DUE|160')).toBe(2);
     expect(indexWriteUnits('DUE|100', 'DUE|100')).toBe(0);
     expect(indexWriteUnits(undefined, undefined)).toBe(0);
+  });
+});
+
+describe('tableIndexWriteUnits', () => {
+  const task = (extra: Record<string, unknown>) => ({
+    pk: 'TASK#t',
+    sk: 'TASK',
+    list_pk: 'ALL',
+    created_at: '2026-01-01T00:00:00.000Z',
+    task_state: 'PROGRESS',
+    version: 1,
+    ...extra,
+  });
+
+  it('puts a new task into the due index and the two listing indexes it has keys for', () => {
+    expect(tableIndexWriteUnits(undefined, indexEntries(task({ due_pk: 'DUE', due_at: 100 })))).toBe(3);
+    expect(tableIndexWriteUnits(undefined, indexEntries(task({ group: 'g' })))).toBe(3);
+  });
+
+  it('costs no listing index anything when a fold rewrites counts, versions and times', () => {
+    const before = indexEntries(task({ due_pk: 'DUE', due_at: 100 }));
+    const after = indexEntries(task({ due_pk: 'DUE', due_at: 100, version: 2, updated_at: 'later' }));
+    expect(tableIndexWriteUnits(before, after)).toBe(0);
+  });
+
+  it('moves the state entry and rewrites the projected state once, when the task ends', () => {
+    const before = indexEntries(task({ group: 'g', due_pk: 'DUE', due_at: 100 }));
+    const after = indexEntries(task({ group: 'g', task_state: 'SUCCESS' }));
+    // due: leaves (1); tasks: projection rewritten (1); by state: moved (2); by group: projection rewritten (1).
+    expect(tableIndexWriteUnits(before, after)).toBe(5);
   });
 });
