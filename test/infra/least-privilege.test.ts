@@ -195,8 +195,9 @@ describe('least privilege', () => {
   describe('API function', () => {
     const statements = functionStatements(progress.apiFunction);
 
-    it('reads, initializes and cancels through the table, and nothing more on DynamoDB', () => {
+    it('reads, lists, initializes and cancels through the table, and nothing more on DynamoDB', () => {
       expect(actionsOf(statements, 'dynamodb:')).toEqual([
+        'dynamodb:BatchGetItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
         'dynamodb:Query',
