@@ -35,7 +35,8 @@ const TABLE_ACTIONS = {
   applier: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:PutItem'],
   /**
    * Reads the task item, queries one shard's subtask items, reads the shard counters; conditional updates of a
-   * counter and the task item. Never a put: a fold does not create items.
+   * counter and the task item. Never a put: a fold creates no item, and the one item it may create, an event
+   * EventBridge did not take, is written by a conditional update.
    */
   aggregator: ['dynamodb:GetItem', 'dynamodb:BatchGetItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
   /** Reads progress and pages of subtasks; initialize puts the task, counter and subtask items; cancel updates. */
@@ -46,7 +47,10 @@ const TABLE_ACTIONS = {
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
   ],
-  /** Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others. */
+  /**
+   * Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others;
+   * marks the deferred events it published (never deletes them: TTL does).
+   */
   sweeper: [
     'dynamodb:GetItem',
     'dynamodb:BatchGetItem',
@@ -112,6 +116,9 @@ export class SubtaskProgress extends Construct {
   readonly apiServerErrorAlarm: cloudwatch.Alarm;
   readonly sweeperErrorAlarm: cloudwatch.Alarm;
   readonly sweepErrorsAlarm: cloudwatch.Alarm;
+  readonly eventsUndeliverableAlarm: cloudwatch.Alarm;
+  /** A stopped stream consumer, seen by the idle recounts while statuses are being applied. */
+  readonly unfoldedChangesAlarm: cloudwatch.Alarm;
   /** One alarm per function on its Lambda `Throttles`. */
   readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
   readonly tableThrottleAlarm: cloudwatch.Alarm;
@@ -259,11 +266,17 @@ export class SubtaskProgress extends Construct {
       description: 'Sweeper: deadlines, subtask timeouts, unfinished initializations, idle recounts',
       timeout: settings.sweeper.timeout,
       memorySize: settings.sweeper.memorySize,
-      environment: { [ENVIRONMENT.tableName]: this.table.tableName },
+      environment: {
+        [ENVIRONMENT.tableName]: this.table.tableName,
+        [ENVIRONMENT.eventBusName]: this.eventBus.eventBusName,
+        [ENVIRONMENT.sweepSubtasksPerRun]: String(settings.sweeper.subtasksPerRun),
+      },
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
     this.grantTable(this.sweeper, TABLE_ACTIONS.sweeper);
+    // It publishes again the events that are still marked unpublished.
+    this.eventBus.grantPutEventsTo(this.sweeper);
     this.grantTable(this.sweeper, DUE_INDEX_ACTIONS, [`${this.table.tableArn}/index/${DUE_INDEX.indexName}`]);
     // Each run handles everything due at that moment, so a failed run is not retried: the next one, a minute
     // later, takes its place instead of overlapping a retry.
@@ -350,6 +363,8 @@ export class SubtaskProgress extends Construct {
     this.apiServerErrorAlarm = alarms.apiServerErrorAlarm;
     this.sweeperErrorAlarm = alarms.sweeperErrorAlarm;
     this.sweepErrorsAlarm = alarms.sweepErrorsAlarm;
+    this.eventsUndeliverableAlarm = alarms.eventsUndeliverableAlarm;
+    this.unfoldedChangesAlarm = alarms.unfoldedChangesAlarm;
     this.throttleAlarms = alarms.throttleAlarms;
     this.tableThrottleAlarm = alarms.tableThrottleAlarm;
     const { throttleAlarms, ...singleAlarms } = alarms;

@@ -12,6 +12,7 @@ import { createAggregatorHandler } from '../lambdas/aggregator/stream-handler';
 import type * as ApiEntry from '../lambdas/api/handler';
 import type * as ApplierEntry from '../lambdas/applier/handler';
 import { documentClient } from '../lambdas/aws-clients';
+import type { EventPublisher } from '../lambdas/events/event-publisher';
 import { ENVIRONMENT, STATUS_QUEUE } from '../lambdas/service-settings';
 import { TaskStore } from '../lambdas/store/task-store';
 import { type SweepSummary, sweep } from '../lambdas/sweeper/sweep';
@@ -376,6 +377,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
     const sweeper = startSweeper({
       store,
+      events,
       clock: options.sweeperClock ?? Date.now,
       intervalMs: options.sweepIntervalMs ?? DEFAULT_SWEEP_INTERVAL_MS,
       ...(options.onSweep === undefined ? {} : { onSweep: options.onSweep }),
@@ -435,6 +437,7 @@ export async function startLocalStack(options: LocalStackOptions = {}): Promise<
 
 interface SweeperOptions {
   readonly store: TaskStore;
+  readonly events: EventPublisher;
   readonly clock: () => number;
   /** 0: only on `runNow()`. */
   readonly intervalMs: number;
@@ -461,7 +464,7 @@ function startSweeper(options: SweeperOptions): RunningSweeper {
   function runNow(atMs?: number): Promise<SweepSummary> {
     const run = last.then(async () => {
       const nowMs = atMs ?? options.clock();
-      const summary = await sweep({ store: options.store, log, now: () => nowMs });
+      const summary = await sweep({ store: options.store, events: options.events, log, now: () => nowMs });
       options.onSweep?.(summary);
       return summary;
     });
