@@ -72,8 +72,9 @@ export const EVENTS = {
 
 /**
  * A sparse index of the task items that need the sweeper's attention (a deadline, a subtask timeout, a cancel
- * in progress, an initialization not finished, or a recount after idling), by when: the sweeper reads only
- * what is due, never the table.
+ * in progress, an initialization not finished, an event not yet published, or a recount after idling), by
+ * when: the sweeper reads only what is due, never the table. Two partitions: urgent work, and the routine idle
+ * recounts the sweeper itself reschedules, so those never stand before a cancel.
  */
 export const DUE_INDEX = {
   indexName: 'due',
