@@ -148,7 +148,7 @@ export class PendingEvents {
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(task.task_id),
-          UpdateExpression: 'SET #outbox_pending = :true, #due_pk = :due_pk, #due_at = :now',
+          UpdateExpression: 'SET #outbox_pending = :true, #due_pk = :due_pk, #due_at = :due_at',
           // Never creates a task item: a task removed meanwhile has nobody left to tell.
           ConditionExpression: 'attribute_exists(#pk)',
           ExpressionAttributeNames: {
@@ -158,7 +158,7 @@ export class PendingEvents {
             '#due_at': DUE_INDEX.sortKey,
           },
           // Due at once: the sweeper's next run publishes them.
-          ExpressionAttributeValues: { ':true': true, ':due_pk': DUE_PARTITION, ':now': 0 },
+          ExpressionAttributeValues: { ':true': true, ':due_pk': DUE_PARTITION, ':due_at': 0 },
         }),
       )
       .catch((error: unknown) => {
