@@ -19,13 +19,18 @@ const OUTBOX_PREFIX = 'EVENT#';
 const SAME_GENERATION = 'attribute_exists(#pk) AND #generation = :generation';
 // Clearing a mark that is already clear would only move the due time: nothing to do.
 const MARKED = 'attribute_exists(#event_pending)';
+// The outbox mark is cleared once per sweep of the task; a deferral after that sets it again.
+const OUTBOX_MARKED = 'attribute_exists(#outbox_pending)';
+// An ended task's due time is the sweeper's alone; a task in progress has its own (`TaskStore.setDueAt`).
+const ENDED = 'NOT #task_state = :progress';
 // An ended task leaves the due index only when nothing of it waits to be published.
-const NOTHING_PENDING =
-  'NOT #task_state = :progress AND attribute_not_exists(#event_pending) AND attribute_not_exists(#outbox_pending)';
+const NOTHING_PENDING = `${ENDED} AND attribute_not_exists(#event_pending) AND attribute_not_exists(#outbox_pending)`;
 // An event id names one change: an entry already recorded is the same event.
 const ENTRY_ABSENT = 'attribute_not_exists(#pk)';
 // Marking an entry published never creates one (TTL may have removed it with its task).
 const ENTRY_EXISTS = 'attribute_exists(#pk)';
+// A deferral never creates a task item: a task removed meanwhile has nobody left to tell.
+const TASK_EXISTS = 'attribute_exists(#pk)';
 
 /** When the sweeper first looks at an ended task's `Task Ended` (epoch seconds): after the aggregator's turn. */
 export function eventDueAt(endedAtMs: number): number {
@@ -49,7 +54,8 @@ export class PendingEvents {
   private async update(input: {
     readonly task: TaskIdentity;
     readonly expression: string;
-    readonly condition: string;
+    /** Beside SAME_GENERATION, which every mark write has. */
+    readonly condition?: string;
     readonly names: Record<string, string>;
     readonly values?: Record<string, unknown>;
   }): Promise<boolean> {
@@ -59,7 +65,8 @@ export class PendingEvents {
           TableName: this.tableName,
           Key: taskKey(input.task.task_id),
           UpdateExpression: input.expression,
-          ConditionExpression: `${SAME_GENERATION} AND ${input.condition}`,
+          ConditionExpression:
+            input.condition === undefined ? SAME_GENERATION : `${SAME_GENERATION} AND ${input.condition}`,
           ExpressionAttributeNames: {
             '#pk': TABLE_KEYS.partitionKey,
             '#generation': 'generation',
@@ -90,7 +97,7 @@ export class PendingEvents {
     const settled = await this.update({
       task,
       expression: 'REMOVE #event_pending, #due_pk, #due_at',
-      condition: `${MARKED} AND NOT #task_state = :progress AND attribute_not_exists(#outbox_pending)`,
+      condition: `${MARKED} AND ${ENDED} AND attribute_not_exists(#outbox_pending)`,
       names,
       values: { ':progress': 'PROGRESS' },
     });
@@ -149,8 +156,7 @@ export class PendingEvents {
           TableName: this.tableName,
           Key: taskKey(task.task_id),
           UpdateExpression: 'SET #outbox_pending = :true, #due_pk = :due_pk, #due_at = :due_at',
-          // Never creates a task item: a task removed meanwhile has nobody left to tell.
-          ConditionExpression: 'attribute_exists(#pk)',
+          ConditionExpression: TASK_EXISTS,
           ExpressionAttributeNames: {
             '#pk': TABLE_KEYS.partitionKey,
             '#outbox_pending': 'outbox_pending',
@@ -171,7 +177,7 @@ export class PendingEvents {
     return this.update({
       task,
       expression: 'REMOVE #outbox_pending',
-      condition: 'attribute_exists(#outbox_pending)',
+      condition: OUTBOX_MARKED,
       names: { '#outbox_pending': 'outbox_pending' },
     });
   }
@@ -181,7 +187,6 @@ export class PendingEvents {
     await this.update({
       task,
       expression: 'SET #outbox_pending = :true',
-      condition: 'attribute_exists(#pk)',
       names: { '#outbox_pending': 'outbox_pending' },
       values: { ':true': true },
     });
@@ -266,7 +271,7 @@ export class PendingEvents {
     await this.update({
       task,
       expression: 'SET #due_pk = :due_pk, #due_at = :due_at',
-      condition: 'NOT #task_state = :progress',
+      condition: ENDED,
       names: { '#task_state': 'task_state', '#due_pk': DUE_INDEX.partitionKey, '#due_at': DUE_INDEX.sortKey },
       values: { ':progress': 'PROGRESS', ':due_pk': DUE_PARTITION, ':due_at': dueAt },
     });
