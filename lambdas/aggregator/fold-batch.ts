@@ -151,16 +151,36 @@ export async function foldBatch(
       permanent: failure.permanent,
     });
   }
-  // What went out clears its task's mark; what did not is deferred (a `Task Ended` is marked already). Either
-  // write must commit before the record is checkpointed, so it fails like a fold.
-  await inParallel(events, deps.parallelism ?? 8, async (work) => {
-    const published = !failedIds.has(work.event.detail.event_id);
+  // What went out clears its task's mark; what did not is deferred, one write of the mark per task (a
+  // `Task Ended` is marked already). Either write must commit before the record is checkpointed, so it fails
+  // like a fold.
+  const isPublished = (work: (typeof events)[number]) => !failedIds.has(work.event.detail.event_id);
+  const cleared = events.filter((work) => work.event.detailType === EVENTS.taskEnded && isPublished(work));
+  const deferred = new Map<string, (typeof events)[number][]>();
+  for (const work of events) {
+    if (work.event.detailType === EVENTS.taskEnded || isPublished(work)) continue;
+    deferred.set(work.task.task_id, [...(deferred.get(work.task.task_id) ?? []), work]);
+  }
+  const settles = [
+    ...cleared.map((work) => ({ work, settle: () => deps.store.pendingEvents.clearTaskEnded(work.task) })),
+    ...[...deferred.values()].map((works) => {
+      const first = works.reduce((a, b) => (b.firstIndex < a.firstIndex ? b : a));
+      return {
+        work: {
+          firstIndex: first.firstIndex,
+          describe: { taskId: first.task.task_id, events: works.length },
+        },
+        settle: () =>
+          deps.store.pendingEvents.defer(
+            first.task,
+            works.map((work) => work.event),
+          ),
+      };
+    }),
+  ];
+  await inParallel(settles, deps.parallelism ?? 8, async ({ work, settle }) => {
     try {
-      if (work.event.detailType === EVENTS.taskEnded) {
-        if (published) await deps.store.pendingEvents.clearTaskEnded(work.task);
-      } else if (!published) {
-        await deps.store.pendingEvents.defer(work.task, [work.event]);
-      }
+      await settle();
     } catch (error) {
       failed(work, error);
     }
