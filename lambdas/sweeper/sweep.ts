@@ -20,8 +20,6 @@ import { recountIdleTask } from './idle-recount';
 import { publishPending } from './publish-pending';
 import { RunBudget } from './run-budget';
 
-export { endingFor } from './end-subtasks';
-
 export interface SweepDependencies {
   readonly store: TaskStore;
   /** Where unpublished events go again. */
