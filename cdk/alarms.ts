@@ -55,6 +55,8 @@ export interface ServiceAlarms {
   readonly apiServerErrorAlarm: cloudwatch.Alarm;
   readonly sweeperErrorAlarm: cloudwatch.Alarm;
   readonly sweepErrorsAlarm: cloudwatch.Alarm;
+  readonly eventsUndeliverableAlarm: cloudwatch.Alarm;
+  readonly unfoldedChangesAlarm: cloudwatch.Alarm;
   readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
   readonly tableThrottleAlarm: cloudwatch.Alarm;
 }
@@ -165,6 +167,20 @@ export function createAlarms(
       'SweepErrorsAlarm',
       'The sweeper could not handle some due tasks (metric SweepErrors).',
       serviceMetric(METRICS.names.sweepErrors, services.sweeper),
+      0,
+    ),
+    eventsUndeliverableAlarm: alarm(
+      'EventsUndeliverableAlarm',
+      'EventBridge refused events for good (metric EventsUndeliverable: no permission, a bus policy, an ' +
+        'invalid entry). They stay marked on their tasks and go out once the cause is fixed.',
+      serviceMetric(METRICS.names.eventsUndeliverable, services.sweeper),
+      0,
+    ),
+    unfoldedChangesAlarm: alarm(
+      'UnfoldedChangesAlarm',
+      "An idle recount found subtask changes minutes old that no fold counted (metric UnfoldedShards): the table's " +
+        'stream consumer is stopped, disabled or failing, and progress is stale.',
+      serviceMetric(METRICS.names.unfoldedShards, services.sweeper),
       0,
     ),
     throttleAlarms: {

@@ -29,6 +29,8 @@ const LIMITS = {
   functionTimeoutSeconds: { min: 1, max: 900 },
   apiTimeoutSeconds: { min: 1, max: 30 },
   memoryMiB: { min: 128, max: 10_240 },
+  /** Our own bound: a run's subtask writes must fit its timeout, and the sweeper's config accepts no more. */
+  sweeperSubtasksPerRun: { min: 1, max: 1_000_000 },
   retentionSeconds: { min: 60, max: 14 * 24 * 60 * 60 },
   /** Stream records live 24 hours: an iterator-age alarm at or above that would fire after the loss. */
   iteratorAgeMinutes: { max: 24 * 60 },
@@ -206,6 +208,15 @@ export interface SubtaskProgressProps {
   readonly sweeperMemorySize?: number;
 
   /**
+   * Subtasks one sweeper run ends at most, over all its tasks (a cancel, a deadline, timeouts): the rest in the
+   * next runs, from the cursor a run leaves on its task. Each run also stops taking on work 10 s before its
+   * timeout, whatever this budget.
+   *
+   * @default 20,000
+   */
+  readonly sweeperSubtasksPerRun?: number;
+
+  /**
    * How long the status queue keeps a status nobody applied (1 minute – 14 days). The default is SQS's maximum,
    * so a long outage of the applier loses no status.
    *
@@ -311,7 +322,11 @@ export interface ResolvedSettings {
     readonly throttlingRateLimit: number;
     readonly throttlingBurstLimit: number;
   };
-  readonly sweeper: { readonly timeout: Duration; readonly memorySize: number };
+  readonly sweeper: {
+    readonly timeout: Duration;
+    readonly memorySize: number;
+    readonly subtasksPerRun: number;
+  };
   readonly statusRetention: Duration;
   readonly deadLetterRetention: Duration;
   readonly logRetention: logs.RetentionDays;
@@ -352,6 +367,7 @@ export function resolveSettings(props: SubtaskProgressProps): ResolvedSettings {
     sweeper: {
       timeout: props.sweeperTimeout ?? Duration.seconds(SWEEPER.timeoutSeconds),
       memorySize: props.sweeperMemorySize ?? SWEEPER.memoryMiB,
+      subtasksPerRun: props.sweeperSubtasksPerRun ?? SWEEPER.subtasksPerRun,
     },
     statusRetention: props.statusRetention ?? Duration.days(STATUS_QUEUE.retentionDays),
     deadLetterRetention: props.deadLetterRetention ?? Duration.days(STATUS_QUEUE.deadLetterRetentionDays),
@@ -410,6 +426,7 @@ function validate({
 
   wholeSecondsIn('sweeperTimeout', sweeper.timeout, LIMITS.functionTimeoutSeconds);
   integerIn('sweeperMemorySize', sweeper.memorySize, LIMITS.memoryMiB);
+  integerIn('sweeperSubtasksPerRun', sweeper.subtasksPerRun, LIMITS.sweeperSubtasksPerRun, 'the sweeper');
 
   secondsIn('statusRetention', statusRetention, LIMITS.retentionSeconds);
   secondsIn('deadLetterRetention', deadLetterRetention, LIMITS.retentionSeconds);

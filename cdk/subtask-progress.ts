@@ -39,7 +39,8 @@ const TABLE_ACTIONS = {
   /**
    * Reads the task item, queries one shard's subtask items, reads the shard counters; a recount replaces its
    * counter with a conditional put, the task refresh is a conditional update. Both writes require the item to
-   * exist in the generation read, so a fold never creates an item.
+   * exist in the generation read, so a fold never creates a task, counter or subtask item; the one item it may
+   * create, an event EventBridge did not take, is written by a conditional update.
    */
   aggregator: [
     'dynamodb:GetItem',
@@ -59,7 +60,10 @@ const TABLE_ACTIONS = {
     'dynamodb:PutItem',
     'dynamodb:UpdateItem',
   ],
-  /** Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others. */
+  /**
+   * Recounts idle shards and ends overdue subtasks and tasks with the same conditional writes as the others;
+   * marks the deferred events it published (never deletes them: TTL does).
+   */
   sweeper: [
     'dynamodb:GetItem',
     'dynamodb:BatchGetItem',
@@ -126,6 +130,9 @@ export class SubtaskProgress extends Construct {
   readonly apiServerErrorAlarm: cloudwatch.Alarm;
   readonly sweeperErrorAlarm: cloudwatch.Alarm;
   readonly sweepErrorsAlarm: cloudwatch.Alarm;
+  readonly eventsUndeliverableAlarm: cloudwatch.Alarm;
+  /** A stopped stream consumer, seen by the idle recounts while statuses are being applied. */
+  readonly unfoldedChangesAlarm: cloudwatch.Alarm;
   /** One alarm per function on its Lambda `Throttles`. */
   readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
   readonly tableThrottleAlarm: cloudwatch.Alarm;
@@ -289,11 +296,17 @@ export class SubtaskProgress extends Construct {
       description: 'Sweeper: deadlines, subtask timeouts, unfinished initializations, idle recounts',
       timeout: settings.sweeper.timeout,
       memorySize: settings.sweeper.memorySize,
-      environment: { [ENVIRONMENT.tableName]: this.table.tableName },
+      environment: {
+        [ENVIRONMENT.tableName]: this.table.tableName,
+        [ENVIRONMENT.eventBusName]: this.eventBus.eventBusName,
+        [ENVIRONMENT.sweepSubtasksPerRun]: String(settings.sweeper.subtasksPerRun),
+      },
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
     this.grantTable(this.sweeper, TABLE_ACTIONS.sweeper);
+    // It publishes again the events that are still marked unpublished.
+    this.eventBus.grantPutEventsTo(this.sweeper);
     this.grantTable(this.sweeper, DUE_INDEX_ACTIONS, [`${this.table.tableArn}/index/${DUE_INDEX.indexName}`]);
     // Each run handles everything due at that moment, so a failed run is not retried: the next one, a minute
     // later, takes its place instead of overlapping a retry.
@@ -380,6 +393,8 @@ export class SubtaskProgress extends Construct {
     this.apiServerErrorAlarm = alarms.apiServerErrorAlarm;
     this.sweeperErrorAlarm = alarms.sweeperErrorAlarm;
     this.sweepErrorsAlarm = alarms.sweepErrorsAlarm;
+    this.eventsUndeliverableAlarm = alarms.eventsUndeliverableAlarm;
+    this.unfoldedChangesAlarm = alarms.unfoldedChangesAlarm;
     this.throttleAlarms = alarms.throttleAlarms;
     this.tableThrottleAlarm = alarms.tableThrottleAlarm;
     const { throttleAlarms, ...singleAlarms } = alarms;

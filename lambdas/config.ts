@@ -21,13 +21,19 @@ const aggregatorSchema = z.object({
   [ENVIRONMENT.eventBusName]: nonEmpty,
 });
 
+const sweeperSchema = z.object({
+  [ENVIRONMENT.tableName]: nonEmpty,
+  [ENVIRONMENT.eventBusName]: nonEmpty,
+  [ENVIRONMENT.sweepSubtasksPerRun]: z.coerce.number().int().min(1).max(1_000_000).optional(),
+});
+
 export interface ApplierConfig {
   readonly tableName: string;
   readonly deadLetterQueueUrl: string;
   readonly receiveLimit: number;
 }
 
-/** The API and the sweeper need only the table. */
+/** The API needs only the table. */
 export interface TableConfig {
   readonly tableName: string;
 }
@@ -35,6 +41,13 @@ export interface TableConfig {
 export interface AggregatorConfig {
   readonly tableName: string;
   readonly eventBusName: string;
+}
+
+export interface SweeperConfig {
+  readonly tableName: string;
+  readonly eventBusName: string;
+  /** Subtasks one run ends at most; the sweeper's default when absent. */
+  readonly subtasksPerRun?: number;
 }
 
 type Environment = Readonly<Record<string, string | undefined>>;
@@ -66,4 +79,14 @@ export function readTableConfig(env: Environment): TableConfig {
 export function readAggregatorConfig(env: Environment): AggregatorConfig {
   const values = parse(aggregatorSchema, env);
   return { tableName: values[ENVIRONMENT.tableName], eventBusName: values[ENVIRONMENT.eventBusName] };
+}
+
+export function readSweeperConfig(env: Environment): SweeperConfig {
+  const values = parse(sweeperSchema, env);
+  const subtasksPerRun = values[ENVIRONMENT.sweepSubtasksPerRun];
+  return {
+    tableName: values[ENVIRONMENT.tableName],
+    eventBusName: values[ENVIRONMENT.eventBusName],
+    ...(subtasksPerRun === undefined ? {} : { subtasksPerRun }),
+  };
 }

@@ -67,6 +67,8 @@ export const ENVIRONMENT = {
   receiveLimit: 'RECEIVE_LIMIT',
   /** Where `Task Ended` and `Subtask Timed Out` events go; `default` is the account's default bus. */
   eventBusName: 'EVENT_BUS_NAME',
+  /** Subtasks one sweeper run ends at most (`SWEEPER.subtasksPerRun` unless set). */
+  sweepSubtasksPerRun: 'SWEEP_SUBTASKS_PER_RUN',
 } as const;
 
 /** What the service puts on EventBridge. */
@@ -78,8 +80,9 @@ export const EVENTS = {
 
 /**
  * A sparse index of the task items that need the sweeper's attention (a deadline, a subtask timeout, a cancel
- * in progress, an initialization not finished, or a recount after idling), by when: the sweeper reads only
- * what is due, never the table.
+ * in progress, an initialization not finished, an event not yet published, or a recount after idling), by
+ * when: the sweeper reads only what is due, never the table. Two partitions: urgent work, and the routine idle
+ * recounts the sweeper itself reschedules, so those never stand before a cancel.
  */
 export const DUE_INDEX = {
   indexName: 'due',
@@ -123,10 +126,31 @@ export const SWEEPER = {
   idleRecountMinutes: 15,
   /** A task still not ready this long after it was created ends `FAILURE` (`INITIALIZE_INCOMPLETE`). */
   initializeGraceMinutes: 15,
-  /** Due tasks one run takes on; the rest wait for the next run. */
+  /** Due tasks one run takes on from each lane (urgent, then routine); the rest wait for the next run. */
   tasksPerRun: 50,
-  /** Subtasks one run ends per task (timeouts, cancel): the rest in the next run, so a run stays bounded. */
-  subtasksPerTaskRun: 1_000,
+  /**
+   * Subtasks one run ends at most, over all its tasks (timeouts, cancel): the rest in the next run, from the
+   * cursor the run leaves on the task. The construct's `sweeperSubtasksPerRun` sets it.
+   */
+  subtasksPerRun: 20_000,
+  /** Subtask items one query page reads while looking for subtasks to end (a filtered page may be short). */
+  readPageItems: 1_000,
+  /** A run takes on no further task or shard with less of its time left than this. */
+  timeMarginSeconds: 10,
+  /**
+   * A `Task Ended` is left to the aggregator for this long after the ending; then the sweeper publishes it if
+   * it is still not, and again after each failure.
+   */
+  eventGraceSeconds: 120,
+  /** Delay before an event that failed for good (no permission, invalid entry) is tried again. */
+  permanentEventRetryMinutes: 15,
+  /** Deferred events one run publishes per task at most. */
+  eventsPerTaskRun: 500,
+  /**
+   * A subtask change this old that its shard's counter does not show was never folded: the stream or the
+   * aggregator has stopped (metric `UnfoldedShards`). Well above the fold's normal lag of seconds.
+   */
+  unfoldedAfterMinutes: 5,
 } as const;
 
 /**
@@ -143,6 +167,10 @@ export const METRICS = {
     statusesRetried: 'StatusesRetried',
     foldsSkipped: 'FoldsSkipped',
     sweepErrors: 'SweepErrors',
+    /** Events that failed for good on this publish: they stay marked on their task, retried now and then. */
+    eventsUndeliverable: 'EventsUndeliverable',
+    /** Shards whose idle recount found changes older than `SWEEPER.unfoldedAfterMinutes` never folded. */
+    unfoldedShards: 'UnfoldedShards',
   },
 } as const;
 

@@ -1,7 +1,9 @@
 import type { DynamoDBRecord } from 'aws-lambda';
 import { type ServiceEvent, subtaskTimedOutEvent, taskEndedEvent } from '../core/events';
-import type { EventPublisher } from '../events/event-publisher';
+import type { TaskRecord } from '../core/task';
+import { type EventPublisher, publishEvents } from '../events/event-publisher';
 import type { Log } from '../log';
+import { EVENTS } from '../service-settings';
 import type { TaskStore } from '../store/task-store';
 import { errorName, isTransient } from '../store/transient-errors';
 import { foldShard } from './fold-shard';
@@ -10,7 +12,9 @@ import { changesOf } from './stream-records';
 /**
  * The aggregator's use case: one batch of stream records in, the record to resume from out. Records only say
  * which write shards changed; each touched shard is recounted once, however many of its records the batch
- * holds. Ended tasks and timed-out subtasks are published from their own records.
+ * holds. Ended tasks and timed-out subtasks are published from their own records; an event that does not go
+ * out never holds up the stream: a `Task Ended` stays marked on its task by its ending write, any other event is
+ * deferred to the task's pending events, and the sweeper publishes both (see `store/pending-events.ts`).
  */
 
 export interface FoldBatchDependencies {
@@ -30,6 +34,8 @@ export interface FoldSummary {
   /** Shards of tasks absent, not ready, replaced or ended: nothing to fold. */
   readonly nothingToDo: number;
   readonly eventsPublished: number;
+  /** Events EventBridge did not accept: left to the sweeper, marked on their tasks. */
+  readonly eventsDeferred: number;
   /** Folds or events that failed for good: logged and skipped, since the next recount repairs them. */
   readonly skipped: number;
   /** Shards or events that failed transiently: their records come again. */
@@ -65,7 +71,10 @@ export async function foldBatch(
   deps: FoldBatchDependencies,
 ): Promise<FoldBatchResult> {
   const shards = new Map<string, Work & { readonly taskId: string; readonly shard: number }>();
-  const events: (Work & { readonly event: ServiceEvent })[] = [];
+  const events: (Work & {
+    readonly event: ServiceEvent;
+    readonly task: Pick<TaskRecord, 'task_id' | 'generation' | 'expires_at'>;
+  })[] = [];
   records.forEach((record, index) => {
     for (const change of changesOf(record)) {
       if (change.kind === 'shard-changed') {
@@ -79,9 +88,11 @@ export async function foldBatch(
           });
         }
       } else {
-        const event =
-          change.kind === 'task-ended' ? taskEndedEvent(change.task) : subtaskTimedOutEvent(change.subtask);
-        events.push({ firstIndex: index, event, describe: { eventId: event.detail.event_id } });
+        const [event, task] =
+          change.kind === 'task-ended'
+            ? [taskEndedEvent(change.task), change.task]
+            : [subtaskTimedOutEvent(change.subtask), change.subtask];
+        events.push({ firstIndex: index, event, task, describe: { eventId: event.detail.event_id } });
       }
     }
   });
@@ -127,16 +138,54 @@ export async function foldBatch(
     }
   });
 
-  let eventsPublished = 0;
-  if (events.length > 0) {
-    try {
-      await deps.events.publish(events.map((work) => work.event));
-      eventsPublished = events.length;
-    } catch (error) {
-      const first = events.reduce((a, b) => (b.firstIndex < a.firstIndex ? b : a));
-      failed({ firstIndex: first.firstIndex, describe: { events: events.length } }, error);
-    }
+  const report = await publishEvents(
+    deps.events,
+    events.map((work) => work.event),
+  );
+  const failedIds = new Set(report.failed.map((failure) => failure.event.detail.event_id));
+  for (const failure of report.failed) {
+    deps.log.warn('Event not published; left to the sweeper', {
+      eventId: failure.event.detail.event_id,
+      errorCode: failure.errorCode,
+      errorMessage: failure.errorMessage,
+      permanent: failure.permanent,
+    });
   }
+  // What went out clears its task's mark; what did not is deferred, one write of the mark per task (a
+  // `Task Ended` is marked already). Either write must commit before the record is checkpointed, so it fails
+  // like a fold.
+  const isPublished = (work: (typeof events)[number]) => !failedIds.has(work.event.detail.event_id);
+  const cleared = events.filter((work) => work.event.detailType === EVENTS.taskEnded && isPublished(work));
+  const deferred = new Map<string, (typeof events)[number][]>();
+  for (const work of events) {
+    if (work.event.detailType === EVENTS.taskEnded || isPublished(work)) continue;
+    deferred.set(work.task.task_id, [...(deferred.get(work.task.task_id) ?? []), work]);
+  }
+  const settles = [
+    ...cleared.map((work) => ({ work, settle: () => deps.store.pendingEvents.clearTaskEnded(work.task) })),
+    ...[...deferred.values()].map((works) => {
+      const first = works.reduce((a, b) => (b.firstIndex < a.firstIndex ? b : a));
+      return {
+        work: {
+          firstIndex: first.firstIndex,
+          describe: { taskId: first.task.task_id, events: works.length },
+        },
+        settle: () =>
+          deps.store.pendingEvents.defer(
+            first.task,
+            works.map((work) => work.event),
+          ),
+      };
+    }),
+  ];
+  await inParallel(settles, deps.parallelism ?? 8, async ({ work, settle }) => {
+    try {
+      await settle();
+    } catch (error) {
+      failed(work, error);
+    }
+  });
+  const eventsPublished = report.published.length;
 
   const resumeFrom = Number.isFinite(resumeIndex)
     ? records[resumeIndex]?.dynamodb?.SequenceNumber
@@ -146,6 +195,6 @@ export async function foldBatch(
   }
   return {
     ...(resumeFrom === undefined ? {} : { resumeFrom }),
-    summary: { records: records.length, eventsPublished, ...counts },
+    summary: { records: records.length, eventsPublished, eventsDeferred: report.failed.length, ...counts },
   };
 }

@@ -45,6 +45,7 @@ export function createAggregatorHandler(deps: AggregatorHandlerDependencies) {
     metrics.addMetric(METRICS.names.foldsSkipped, MetricUnit.Count, summary.skipped);
     metrics.addMetric('FoldsRetried', MetricUnit.Count, summary.retried);
     metrics.addMetric('EventsPublished', MetricUnit.Count, summary.eventsPublished);
+    metrics.addMetric('EventsDeferred', MetricUnit.Count, summary.eventsDeferred);
     metrics.publishStoredMetrics();
     logger.info('Stream batch folded', { ...summary, ...(resumeFrom === undefined ? {} : { resumeFrom }) });
     return { batchItemFailures: resumeFrom === undefined ? [] : [{ itemIdentifier: resumeFrom }] };

@@ -119,6 +119,21 @@ export function taskSucceeded(task: TaskRecord): boolean {
   );
 }
 
+/**
+ * When the least recently heard-from running subtask of the task was last heard from, over every shard: a
+ * shard whose counter was never recounted since initialize has no oldest-running time, and its running
+ * subtasks have waited since that counter was written.
+ */
+export function oldestRunningMs(task: TaskRecord, counters: readonly ShardCounter[]): number | undefined {
+  let oldest: number | undefined;
+  for (const counter of counters) {
+    const running = (task.shard_sizes[counter.shard] ?? 0) > counter.done;
+    const since = counter.oldest_running_ms ?? (running ? counter.latest_change_ms : undefined);
+    if (since !== undefined) oldest = Math.min(oldest ?? since, since);
+  }
+  return oldest;
+}
+
 function ceilToMinute(ms: number): number {
   return Math.ceil(ms / MINUTE_MS) * MINUTE_MS;
 }
@@ -171,7 +186,6 @@ export function foldTask(
   let failed = 0;
   let done = 0;
   let latest = Date.parse(task.created_at);
-  let oldestRunning: number | undefined;
   for (const counter of own) {
     counts = add(counts, counter.counts);
     inFlight = add(inFlight, counter.in_flight);
@@ -179,9 +193,6 @@ export function foldTask(
     failed += counter.subtasks_failed;
     done += counter.done;
     latest = Math.max(latest, counter.latest_change_ms);
-    if (counter.oldest_running_ms !== undefined) {
-      oldestRunning = Math.min(oldestRunning ?? counter.oldest_running_ms, counter.oldest_running_ms);
-    }
   }
   const subtasks = { total: task.subtasks.total, succeeded, failed };
   const ended = done >= task.subtasks.total;
@@ -209,5 +220,5 @@ export function foldTask(
     updated_at: now,
     ...(ended ? { ended_at: now } : {}),
   };
-  return ended ? { task: next } : { task: next, dueAt: nextDueAt(next, oldestRunning, latest) };
+  return ended ? { task: next } : { task: next, dueAt: nextDueAt(next, oldestRunningMs(task, own), latest) };
 }

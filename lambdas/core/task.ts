@@ -83,6 +83,23 @@ export interface TaskRecord {
   readonly ended_at?: string;
   /** Epoch seconds after which DynamoDB's TTL may delete the task; absent means kept. */
   readonly expires_at?: number;
+  /** Set by the ending write: the task's `Task Ended` is not published yet (see `store/pending-events.ts`). */
+  readonly event_pending?: boolean;
+  /** Events the aggregator could not publish wait as items of the task (`Subtask Timed Out`). */
+  readonly outbox_pending?: boolean;
+  /** Where the sweeper's unfinished pass ending subtasks resumes. */
+  readonly end_cursor?: EndCursor;
+  /** The first write shard an unfinished idle recount has still to recount. */
+  readonly recount_cursor?: number;
+}
+
+/** How far a pass that ends running subtasks (cancel, deadline, timeouts) got: a later run resumes there. */
+export interface EndCursor {
+  /** What the pass ends them for: a pass for something else starts again from the first shard. */
+  readonly reason: 'CANCELED' | 'DEADLINE' | 'TIMEOUT';
+  readonly shard: number;
+  /** Continue after this subtask id within the shard. */
+  readonly after?: string;
 }
 
 export interface SubtaskRecord {

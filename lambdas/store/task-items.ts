@@ -10,8 +10,17 @@ import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
 export const TASK_SORT_KEY = 'TASK';
 const COUNTER_PREFIX = 'SHARD#';
 export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
-/** The one partition of the sparse due index: few items, all of them tasks in progress. */
+/**
+ * The urgent lane of the sparse due index: few items, tasks in progress or with events to publish. Routine
+ * idle recounts wait in their own lane, so that they never stand before a cancel, a deadline or a timeout.
+ */
 export const DUE_PARTITION = 'DUE';
+export const IDLE_PARTITION = 'IDLE';
+export type DueLane = 'urgent' | 'routine';
+
+export function duePartition(lane: DueLane): string {
+  return lane === 'urgent' ? DUE_PARTITION : IDLE_PARTITION;
+}
 /** The one partition of the index of all tasks (short: every task item carries it). */
 export const LIST_PARTITION = 'ALL';
 

@@ -14,6 +14,7 @@ import { type FoldResult, nextDueAt } from '../core/fold';
 import type { SubtaskState } from '../core/subtask-status';
 import {
   differingFields,
+  type EndCursor,
   type InitializedTask,
   type InitializeRequest,
   initializeTask,
@@ -26,11 +27,14 @@ import {
 import type { TaskListPage, TaskListQuery } from '../core/task-listing';
 import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
+import { eventDueAt, PendingEvents } from './pending-events';
 import {
   counterFromItem,
   counterItem,
   counterKey,
   DUE_PARTITION,
+  type DueLane,
+  duePartition,
   type ItemKey,
   SUBTASK_SORT_KEY_PREFIX,
   shardPartition,
@@ -107,6 +111,21 @@ export interface SubtaskQuery {
   readonly from?: ShardPosition;
 }
 
+/** Where a task waits on the due index, and where its unfinished sweeps resume. */
+export interface SweepPosition {
+  readonly lane: DueLane;
+  readonly endCursor?: EndCursor;
+  readonly recountCursor?: number;
+}
+
+/** Which page of a shard's running subtasks to read. */
+export interface RunningPage {
+  readonly readItems: number;
+  readonly after?: string;
+  /** Only subtasks last heard from at or before this time (epoch ms). */
+  readonly heardBefore?: number;
+}
+
 export interface SubtaskPage {
   readonly subtasks: readonly SubtaskRecord[];
   /** Where the next page starts, when more may follow. */
@@ -129,7 +148,12 @@ export class TaskStore {
     readonly tableName: string,
     private readonly observer?: StoreObserver,
     private readonly random: () => number = Math.random,
-  ) {}
+  ) {
+    this.pendingEvents = new PendingEvents(db, tableName);
+  }
+
+  /** Events of a task not yet published, and their marks. */
+  readonly pendingEvents: PendingEvents;
 
   private get capacity() {
     return this.observer === undefined ? {} : { ReturnConsumedCapacity: 'TOTAL' as const };
@@ -428,17 +452,18 @@ export class TaskStore {
       '#counters_vsum = :vsum',
       '#updated_at = :updated_at',
       // The state changes here, once, and only here: a fold that does not end the task writes no key or
-      // projected attribute of the listing indexes (DESIGN §0), so it costs them nothing.
-      ...(ending
-        ? ['#task_state = :task_state', '#ended_at = :ended_at']
-        : ['#due_pk = :due_pk', '#due_at = :due_at']),
+      // projected attribute of the listing indexes (DESIGN §0), so it costs them nothing. An ending marks its
+      // `Task Ended` unpublished and leaves the task due for it (see pending-events.ts).
+      ...(ending ? ['#task_state = :task_state', '#ended_at = :ended_at', '#event_pending = :true'] : []),
+      '#due_pk = :due_pk',
+      '#due_at = :due_at',
     ];
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(read.task_id),
-          UpdateExpression: `SET ${set.join(', ')}${ending ? ' REMOVE #due_pk, #due_at' : ''}`,
+          UpdateExpression: `SET ${set.join(', ')}`,
           ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND ${NEWER_TOTALS}${ending ? cancelAsRead : ''}`,
           ExpressionAttributeNames: {
             ...NAMES,
@@ -454,6 +479,7 @@ export class TaskStore {
             ...(ending
               ? {
                   '#ended_at': 'ended_at',
+                  '#event_pending': 'event_pending',
                   ...(cancelAsRead ? { '#cancel_requested': 'cancel_requested' } : {}),
                 }
               : {}),
@@ -467,9 +493,9 @@ export class TaskStore {
             ':subtasks': task.subtasks,
             ':vsum': task.counters_vsum,
             ':updated_at': task.updated_at,
-            ...(ending
-              ? { ':task_state': task.task_state, ':ended_at': task.ended_at }
-              : { ':due_pk': DUE_PARTITION, ':due_at': dueAt }),
+            ':due_pk': DUE_PARTITION,
+            ':due_at': ending ? eventDueAt(Date.parse(task.ended_at ?? task.updated_at)) : dueAt,
+            ...(ending ? { ':task_state': task.task_state, ':ended_at': task.ended_at, ':true': true } : {}),
           },
         }),
       );
@@ -570,13 +596,13 @@ export class TaskStore {
     }
   }
 
-  /** Ids of tasks due by `nowSeconds` on the sparse due index, earliest first, at most `limit`. */
-  async dueTaskIds(nowSeconds: number, limit: number): Promise<string[]> {
+  /** Ids of tasks due by `nowSeconds` in one lane of the sparse due index, earliest first, at most `limit`. */
+  async dueTaskIds(nowSeconds: number, limit: number, lane: DueLane = 'urgent'): Promise<string[]> {
     const page = await this.query('task', {
       IndexName: DUE_INDEX.indexName,
       KeyConditionExpression: '#due_pk = :due_pk AND #due_at <= :now',
       ExpressionAttributeNames: { '#due_pk': DUE_INDEX.partitionKey, '#due_at': DUE_INDEX.sortKey },
-      ExpressionAttributeValues: { ':due_pk': DUE_PARTITION, ':now': nowSeconds },
+      ExpressionAttributeValues: { ':due_pk': duePartition(lane), ':now': nowSeconds },
       Limit: limit,
     });
     return (page.Items ?? []).flatMap((item) => {
@@ -585,27 +611,45 @@ export class TaskStore {
     });
   }
 
-  /** Moves a task in progress to its next due time (epoch seconds). */
-  async setDueAt(task: TaskRecord, dueAt: number): Promise<void> {
+  /**
+   * Moves a task in progress to its next due time (epoch seconds) in `lane`, with the cursors its unfinished
+   * sweeps resume from; a cursor not given is removed (its pass is complete).
+   */
+  async setDueAt(task: TaskRecord, dueAt: number, sweep: SweepPosition = { lane: 'urgent' }): Promise<void> {
+    const set = ['#due_pk = :due_pk', '#due_at = :due_at'];
+    const remove: string[] = [];
+    const values: Record<string, unknown> = {
+      ':generation': task.generation,
+      ':due_pk': duePartition(sweep.lane),
+      ':due_at': dueAt,
+      ':progress': 'PROGRESS',
+    };
+    if (sweep.endCursor === undefined) remove.push('#end_cursor');
+    else {
+      set.push('#end_cursor = :end_cursor');
+      values[':end_cursor'] = sweep.endCursor;
+    }
+    if (sweep.recountCursor === undefined) remove.push('#recount_cursor');
+    else {
+      set.push('#recount_cursor = :recount_cursor');
+      values[':recount_cursor'] = sweep.recountCursor;
+    }
     await this.db
       .send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(task.task_id),
-          UpdateExpression: 'SET #due_pk = :due_pk, #due_at = :due_at',
+          UpdateExpression: `SET ${set.join(', ')}${remove.length > 0 ? ` REMOVE ${remove.join(', ')}` : ''}`,
           ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS}`,
           ExpressionAttributeNames: {
             ...NAMES,
             '#due_pk': DUE_INDEX.partitionKey,
             '#due_at': DUE_INDEX.sortKey,
             '#task_state': 'task_state',
+            '#end_cursor': 'end_cursor',
+            '#recount_cursor': 'recount_cursor',
           },
-          ExpressionAttributeValues: {
-            ':generation': task.generation,
-            ':due_pk': DUE_PARTITION,
-            ':due_at': dueAt,
-            ':progress': 'PROGRESS',
-          },
+          ExpressionAttributeValues: values,
         }),
       )
       .catch((error: unknown) => {
@@ -627,7 +671,7 @@ export class TaskStore {
           Key: taskKey(task.task_id),
           UpdateExpression:
             'SET #task_state = :state, #end_reason = :reason, #ended_at = :now, #updated_at = :now, ' +
-            '#version = #version + :one REMOVE #due_pk, #due_at',
+            '#version = #version + :one, #event_pending = :true, #due_pk = :due_pk, #due_at = :event_due',
           ConditionExpression: `${SAME_GENERATION} AND ${IN_PROGRESS} AND #ready = :false`,
           ExpressionAttributeNames: {
             ...NAMES,
@@ -639,6 +683,7 @@ export class TaskStore {
             '#due_pk': DUE_INDEX.partitionKey,
             '#due_at': DUE_INDEX.sortKey,
             '#ready': 'ready',
+            '#event_pending': 'event_pending',
           },
           ExpressionAttributeValues: {
             ':generation': task.generation,
@@ -648,6 +693,9 @@ export class TaskStore {
             ':one': 1,
             ':progress': 'PROGRESS',
             ':false': false,
+            ':true': true,
+            ':due_pk': DUE_PARTITION,
+            ':event_due': eventDueAt(nowMs),
           },
         }),
       );
@@ -658,36 +706,48 @@ export class TaskStore {
     }
   }
 
-  /** Subtasks of one shard not yet ended, at most `limit`: what a deadline or a cancel still has to end. */
-  async runningSubtasks(task: TaskRecord, shard: number, limit: number): Promise<SubtaskRecord[]> {
-    const running: SubtaskRecord[] = [];
-    let startKey: Record<string, unknown> | undefined;
-    do {
-      const page = await this.query('subtask', {
-        ...this.shardQuery(task, shard),
-        FilterExpression:
-          'NOT #status.#state IN (:success, :failure, :revoked) AND #generation = :generation',
-        ExpressionAttributeNames: {
-          '#pk': TABLE_KEYS.partitionKey,
-          '#sk': TABLE_KEYS.sortKey,
-          '#status': 'status',
-          '#state': 'state',
-          '#generation': 'generation',
-        },
-        ExpressionAttributeValues: {
-          ':pk': shardPartition(task.task_id, shard),
-          ':prefix': SUBTASK_SORT_KEY_PREFIX,
-          ':success': 'SUCCESS',
-          ':failure': 'FAILURE',
-          ':revoked': 'REVOKED',
-          ':generation': task.generation,
-        },
-        ExclusiveStartKey: startKey,
-      });
-      running.push(...(page.Items ?? []).map(subtaskFromItem));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey !== undefined && running.length < limit);
-    return running.slice(0, limit);
+  /**
+   * One page of the subtasks of one shard not yet ended (of the task's generation), optionally only those not
+   * heard from since `heardBefore`: reads at most `readItems` items from after `after`, so a page that matches
+   * little still answers promptly. `next` is where the shard continues, absent when it was read to its end.
+   */
+  async runningSubtasks(
+    task: TaskRecord,
+    shard: number,
+    page: RunningPage,
+  ): Promise<{ readonly subtasks: SubtaskRecord[]; readonly next?: string }> {
+    const heard = page.heardBefore === undefined ? '' : ' AND #updated_at <= :heard_before';
+    const result = await this.query('subtask', {
+      ...this.shardQuery(task, shard),
+      FilterExpression: `NOT #status.#state IN (:success, :failure, :revoked) AND #generation = :generation${heard}`,
+      ExpressionAttributeNames: {
+        '#pk': TABLE_KEYS.partitionKey,
+        '#sk': TABLE_KEYS.sortKey,
+        '#status': 'status',
+        '#state': 'state',
+        '#generation': 'generation',
+        ...(page.heardBefore === undefined ? {} : { '#updated_at': 'updated_at' }),
+      },
+      ExpressionAttributeValues: {
+        ':pk': shardPartition(task.task_id, shard),
+        ':prefix': SUBTASK_SORT_KEY_PREFIX,
+        ':success': 'SUCCESS',
+        ':failure': 'FAILURE',
+        ':revoked': 'REVOKED',
+        ':generation': task.generation,
+        // ISO 8601 times of one format and zone compare as strings.
+        ...(page.heardBefore === undefined
+          ? {}
+          : { ':heard_before': new Date(page.heardBefore).toISOString() }),
+      },
+      Limit: page.readItems,
+      ...(page.after === undefined ? {} : { ExclusiveStartKey: subtaskKey(task.task_id, shard, page.after) }),
+    });
+    const subtasks = (result.Items ?? []).map(subtaskFromItem);
+    const lastKey = result.LastEvaluatedKey?.[TABLE_KEYS.sortKey];
+    return typeof lastKey === 'string'
+      ? { subtasks, next: lastKey.slice(SUBTASK_SORT_KEY_PREFIX.length) }
+      : { subtasks };
   }
 }
 

@@ -236,15 +236,25 @@ describe('least privilege', () => {
       ]);
     });
 
+    it('puts events on the same bus as the aggregator, to publish again what is still unpublished', () => {
+      const onBus = (of: Statement[]) =>
+        of.filter((statement) => actionsOf([statement], 'events:').length > 0);
+      expect(actionsOf(onBus(statements))).toEqual(['events:PutEvents']);
+      expect(resourcesOf(onBus(statements))).toEqual(
+        resourcesOf(onBus(functionStatements(progress.aggregator))),
+      );
+    });
+
     it('queries the due index, by its name', () => {
       expect(actionsOf(on(statements, dueIndexArn))).toEqual(['dynamodb:Query']);
     });
 
     it('may do nothing else', () => {
-      expect(actionsOf(statements).filter((action) => !action.startsWith('dynamodb:'))).toEqual([
-        ...LOG_ACTIONS,
-        ...TRACING_ACTIONS,
-      ]);
+      expect(
+        actionsOf(statements).filter(
+          (action) => !action.startsWith('dynamodb:') && action !== 'events:PutEvents',
+        ),
+      ).toEqual([...LOG_ACTIONS, ...TRACING_ACTIONS]);
     });
   });
 

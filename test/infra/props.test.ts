@@ -31,6 +31,7 @@ describe('SubtaskProgress props', () => {
       apiReservedConcurrency: 25,
       sweeperTimeout: Duration.seconds(45),
       sweeperMemorySize: 256,
+      sweeperSubtasksPerRun: 5_000,
       statusRetention: Duration.days(7),
       deadLetterRetention: Duration.days(10),
     });
@@ -80,6 +81,12 @@ describe('SubtaskProgress props', () => {
 
     it('sweeperTimeout and sweeperMemorySize size the sweeper', () => {
       expect(fn(progress.sweeper)).toMatchObject({ Timeout: 45, MemorySize: 256 });
+    });
+
+    it("sweeperSubtasksPerRun is the sweeper's per-run budget", () => {
+      expect(fn(progress.sweeper).Environment.Variables).toMatchObject({
+        [ENVIRONMENT.sweepSubtasksPerRun]: '5000',
+      });
     });
 
     it('statusRetention and deadLetterRetention set the retention of the queues', () => {
@@ -241,6 +248,7 @@ describe('SubtaskProgress props', () => {
       ['an API without reserved concurrency', { apiReservedConcurrency: 0 }, /apiReservedConcurrency/],
       ['a fractional API reserved concurrency', { apiReservedConcurrency: 2.5 }, /apiReservedConcurrency/],
       ['a sweeper timeout of 0', { sweeperTimeout: Duration.seconds(0) }, /sweeperTimeout/],
+      ['a sweeper budget of 0 subtasks', { sweeperSubtasksPerRun: 0 }, /sweeperSubtasksPerRun/],
       ['a status retention over 14 days', { statusRetention: Duration.days(15) }, /statusRetention/],
       ['a status retention under a minute', { statusRetention: Duration.seconds(30) }, /statusRetention/],
       [

@@ -7,6 +7,7 @@ import {
   DUE_INDEX,
   ENVIRONMENT,
   STATUS_QUEUE,
+  SWEEPER,
   TABLE_KEYS,
   TABLE_STREAM_VIEW,
 } from '../../lambdas/service-settings';
@@ -356,10 +357,12 @@ describe('SubtaskProgress with default props', () => {
       });
     });
 
-    it('runs for up to 60 s with 512 MiB and gets the table name only', () => {
+    it('runs for up to 60 s with 512 MiB and gets the table, the event bus and its per-run budget', () => {
       expect(resource(sweeperId).Properties).toMatchObject({ Timeout: 60, MemorySize: 512 });
       expect(resource(sweeperId).Properties.Environment.Variables).toEqual({
         [ENVIRONMENT.tableName]: { Ref: tableId },
+        [ENVIRONMENT.eventBusName]: 'default',
+        [ENVIRONMENT.sweepSubtasksPerRun]: String(SWEEPER.subtasksPerRun),
         NODE_OPTIONS: '--enable-source-maps',
       });
     });
@@ -496,6 +499,12 @@ describe('SubtaskProgress with default props', () => {
       ],
       ['the sweeper reports errors', lambdaMetric('Errors', sweeperId), 0],
       ['the sweeper counts sweep errors', serviceMetric('SweepErrors', 'sweeper'), 0],
+      ['EventBridge refuses an event for good', serviceMetric('EventsUndeliverable', 'sweeper'), 0],
+      [
+        'an idle recount finds changes no fold counted (a stopped stream consumer)',
+        serviceMetric('UnfoldedShards', 'sweeper'),
+        0,
+      ],
       ['the applier is throttled', lambdaMetric('Throttles', applierId), 0],
       ['the aggregator is throttled', lambdaMetric('Throttles', aggregatorId), 0],
       ['the API function is throttled', lambdaMetric('Throttles', apiFunctionId), 0],

@@ -1,19 +1,23 @@
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
-import { foldBatch } from '../../lambdas/aggregator/fold-batch';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { documentClient } from '../../lambdas/aws-clients';
-import type { SubtaskStatus } from '../../lambdas/core/subtask-status';
-import type { InitializeRequest, SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { EVENTS, SWEEPER } from '../../lambdas/service-settings';
-import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { TaskStore } from '../../lambdas/store/task-store';
-import { type SweepSummary, sweep } from '../../lambdas/sweeper/sweep';
-import { SILENT_LOG } from '../support/applier-harness';
-import { dynamoClient, newTaskTable, type TestTable, uniqueName } from '../support/aws';
+import { dynamoClient, type TestTable, uniqueName } from '../support/aws';
 import { initializeRequest, T0, terminal } from '../support/factories';
-import { CollectingPublisher, StreamTap } from '../support/fold-harness';
 import { StoreRecorder } from '../support/store-recorder';
+import {
+  apply,
+  fold,
+  initialize,
+  MINUTE,
+  newScene,
+  runSweep,
+  stopScenes,
+  subtasks,
+  task,
+} from '../support/sweep-scene';
 
 /**
  * The sweeper with an injected clock, on DynamoDB Local: deadlines, subtask timeouts, cancel in bounded pages,
@@ -21,90 +25,7 @@ import { StoreRecorder } from '../support/store-recorder';
  * has a table of its own, since the due index is the table's. The fold runs from the table's real stream.
  */
 
-const MINUTE = 60_000;
-
-interface Scene {
-  readonly table: TestTable;
-  readonly tap: StreamTap;
-  readonly events: CollectingPublisher;
-  /** The injected clock, epoch ms. */
-  clock: number;
-  readonly now: () => number;
-}
-
-const scenes: Scene[] = [];
-
-afterEach(async () => {
-  await Promise.all(scenes.splice(0).map((scene) => scene.tap.stop()));
-});
-
-async function newScene(table?: TestTable): Promise<Scene> {
-  const resolved = table ?? (await newTaskTable());
-  const scene: Scene = {
-    table: resolved,
-    tap: new StreamTap(resolved.streamArn),
-    events: new CollectingPublisher(),
-    clock: T0,
-    now: () => scene.clock,
-  };
-  scenes.push(scene);
-  return scene;
-}
-
-function runSweep(
-  scene: Scene,
-  store: TaskStore = scene.table.store,
-  subtasksPerTaskRun?: number,
-): Promise<SweepSummary> {
-  return sweep({
-    store,
-    log: SILENT_LOG,
-    now: scene.now,
-    ...(subtasksPerTaskRun === undefined ? {} : { subtasksPerTaskRun }),
-  });
-}
-
-/** The aggregator over everything the stream carries, and over what its own writes add (the ending's event). */
-async function fold(scene: Scene): Promise<void> {
-  for (let round = 0; round < 2; round++) {
-    const records = await scene.tap.next();
-    if (records.length === 0) return;
-    const { resumeFrom, summary } = await foldBatch(records, {
-      store: scene.table.store,
-      events: scene.events,
-      log: SILENT_LOG,
-      now: scene.now,
-    });
-    expect({ resumeFrom, skipped: summary.skipped }).toEqual({ resumeFrom: undefined, skipped: 0 });
-  }
-}
-
-async function initialize(scene: Scene, request: InitializeRequest) {
-  return (await scene.table.store.initialize(request, scene.clock)).task;
-}
-
-async function apply(scene: Scene, taskId: string, statuses: readonly SubtaskStatus[]) {
-  return applyToTask(
-    scene.table.store,
-    taskId,
-    statuses.map((subtaskStatus) => ({ subtaskId: subtaskStatus.task_id, status: subtaskStatus })),
-    { now: scene.now },
-  );
-}
-
-async function task(scene: Scene, taskId: string): Promise<TaskRecord> {
-  const found = await scene.table.store.getTask(taskId);
-  if (found === undefined) throw new Error(`no task ${taskId}`);
-  return found;
-}
-
-async function subtasks(scene: Scene, taskId: string): Promise<SubtaskRecord[]> {
-  const read = await task(scene, taskId);
-  const shards = await Promise.all(
-    Array.from({ length: read.write_shards }, (_, shard) => scene.table.store.readShard(read, shard)),
-  );
-  return shards.flat();
-}
+afterEach(stopScenes);
 
 describe('subtask timeouts and deadlines', () => {
   it('ends a subtask not heard from for subtask_timeout_seconds FAILURE TIMED_OUT; the fold then ends its task', async () => {
@@ -274,6 +195,8 @@ describe('initializations and idle tasks', () => {
     await initialize(scene, initializeRequest(due, 1));
     await apply(scene, ended, [terminal('sub-00000')]);
     await reconcileTask(scene.table.store, ended, scene.now);
+    // Its `Task Ended` went out, as the aggregator does from the ending's stream record.
+    await scene.table.store.pendingEvents.clearTaskEnded(await task(scene, ended));
     scene.clock = T0 + 10 * MINUTE;
     await initialize(scene, initializeRequest(later, 1));
     const read: string[] = [];

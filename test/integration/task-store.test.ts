@@ -483,6 +483,8 @@ describe('the due index, cancel and incomplete initializations', () => {
     const endingTask = await task(ending, due.store);
     await applyToTask(due.store, ending, [{ subtaskId: 'sub-00000', status: terminal('sub-00000') }]);
     await reconcileTask(due.store, ending, Date.now);
+    // Its `Task Ended` went out, as the aggregator does from the ending's stream record.
+    await due.store.pendingEvents.clearTaskEnded(await task(ending, due.store));
     const later = seconds(T0) + 10 * 86_400;
 
     await due.store.setDueAt(await task(moving, due.store), later);
@@ -530,7 +532,7 @@ describe('the due index, cancel and incomplete initializations', () => {
     expect((await task(ended, due.store)).cancel_requested).toBeUndefined();
   });
 
-  it('ends a task that never became ready FAILURE, INITIALIZE_INCOMPLETE, and takes it off the index', async () => {
+  it('ends a task that never became ready FAILURE, INITIALIZE_INCOMPLETE, due only for its Task Ended', async () => {
     const [incomplete, ready] = [uniqueName('incomplete'), uniqueName('ready')];
     const { task: stuck } = await due.store.initialize(initializeRequest(incomplete, 2), T0, {
       mayContinue: () => false,
@@ -549,6 +551,9 @@ describe('the due index, cancel and incomplete initializations', () => {
       end_reason: 'INITIALIZE_INCOMPLETE',
       version: stuck.version + 1,
     });
+    expect(await task(incomplete, due.store)).toMatchObject({ event_pending: true });
+    expect(await due.store.dueTaskIds(seconds(giveUp) + SWEEPER.eventGraceSeconds, 50)).toContain(incomplete);
+    await due.store.pendingEvents.clearTaskEnded(await task(incomplete, due.store));
     expect(await due.store.dueTaskIds(seconds(giveUp) + 86_400, 50)).not.toContain(incomplete);
     expect((await task(ready, due.store)).task_state).toBe('PROGRESS');
   });

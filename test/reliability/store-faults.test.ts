@@ -38,6 +38,7 @@ import { EVENTS, STATUS_QUEUE } from '../../lambdas/service-settings';
 import type { RetryPolicy } from '../../lambdas/store/backoff';
 import { subtaskKey, taskKey } from '../../lambdas/store/task-items';
 import { TaskStore } from '../../lambdas/store/task-store';
+import { publishPending } from '../../lambdas/sweeper/publish-pending';
 import { SILENT_LOG } from '../support/applier-harness';
 import {
   newStatusQueues,
@@ -641,7 +642,7 @@ describe('EventBridge fails to take a Task Ended event', () => {
   ] as const;
 
   it.each(CASES)(
-    '$name: the batch resumes from the ending record and the event is published',
+    '$name: the stream goes on, the ending stays marked on its task, and the sweeper publishes it',
     async ({ fault }) => {
       const { a, b, records } = await twoAppliedTasks(`events-${fault}`);
       await foldUntilDone(records, {
@@ -682,24 +683,37 @@ describe('EventBridge fails to take a Task Ended event', () => {
         log: SILENT_LOG,
         now: Date.now,
       });
-      const firstEnding = endings.find((record) =>
-        changesOf(record).some((change) => change.kind === 'task-ended'),
-      );
-      const deliveries = await foldUntilDone(
-        endings.slice(endings.findIndex((record) => record.dynamodb?.SequenceNumber === first.resumeFrom)),
-        { store: aggregatorStore, events, now: Date.now },
+      const marked = await Promise.all([a.taskId, b.taskId].map((id) => table.store.getTask(id)));
+      const republished = await Promise.all(
+        marked.map((task) =>
+          task === undefined
+            ? undefined
+            : publishPending({ store: table.store, events, log: SILENT_LOG }, task, Date.now()),
+        ),
       );
 
-      expect(first.resumeFrom).toBe(firstEnding?.dynamodb?.SequenceNumber);
-      expect(first.summary).toMatchObject({ retried: 1, eventsPublished: 0 });
-      expect(deliveries).toBe(1);
-      const sent = mock
-        .commandCalls(PutEventsCommand)
-        .map((call) => call.args[0].input.Entries?.map((entry) => JSON.parse(entry.Detail ?? '{}').task_id));
-      // Tried once and failed, then published: each task's ending at least once.
-      expect(sent).toHaveLength(2);
-      expect(sent[1]?.sort()).toEqual([a.taskId, b.taskId].sort());
-      // Events are no reason to write: the tasks are as the fold left them.
+      expect(first.resumeFrom).toBeUndefined();
+      expect(first.summary).toMatchObject({ retried: 0, skipped: 0 });
+      expect(first.summary.eventsPublished + first.summary.eventsDeferred).toBe(2);
+      expect(republished.reduce((sum, result) => sum + (result?.published ?? 0), 0)).toBe(
+        first.summary.eventsDeferred,
+      );
+      // The first call failed whole (throttled) or in its second entry; every later one was accepted.
+      const accepted = mock.commandCalls(PutEventsCommand).flatMap((call, index) => {
+        const ids = (call.args[0].input.Entries ?? []).map(
+          (entry) => JSON.parse(entry.Detail ?? '{}').task_id as string,
+        );
+        if (index > 0) return ids;
+        return fault === 'throttled' ? [] : ids.slice(0, 1);
+      });
+      // Each task's ending accepted exactly once, the failed one published again from its mark.
+      expect(accepted.sort()).toEqual([a.taskId, b.taskId].sort());
+      expect(
+        (await Promise.all([a.taskId, b.taskId].map((id) => table.store.getTask(id)))).map(
+          (task) => task?.event_pending,
+        ),
+      ).toEqual([undefined, undefined]);
+      // Events are no reason to move a version: the tasks are as the fold left them.
       expect(await versions()).toEqual(ended);
     },
   );

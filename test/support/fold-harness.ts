@@ -311,6 +311,7 @@ const ZERO_TOTALS: FoldTotals = {
   tasksWritten: 0,
   nothingToDo: 0,
   eventsPublished: 0,
+  eventsDeferred: 0,
   skipped: 0,
   retried: 0,
 };
