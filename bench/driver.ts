@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { sleep } from '../lambdas/store/backoff';
+import { sleep } from '../lambdas/core/backoff';
 import type { Delivery } from '../test/support/workload';
 import type { BatchOutcome, MayStart } from './types';
 

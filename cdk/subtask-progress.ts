@@ -15,7 +15,7 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { ROUTES, type RouteKey } from '../lambdas/api/routes';
+import { ROUTES, type RouteKey } from '../lambdas/core/routes';
 import {
   DUE_INDEX,
   ENVIRONMENT,

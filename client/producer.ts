@@ -4,10 +4,10 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { sqsClient } from '../lambdas/aws-clients';
+import { backoffDelayMs, type RetryPolicy, sleep } from '../lambdas/core/backoff';
 import { InvalidMessageError } from '../lambdas/core/errors';
 import { parseStatusMessage, statusMessageBody } from '../lambdas/core/status-message';
 import type { SubtaskStatus } from '../lambdas/core/subtask-status';
-import { backoffDelayMs, type RetryPolicy, sleep } from '../lambdas/store/backoff';
 import { setting } from './settings';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
-import { matchRoute, ROUTES } from '../lambdas/api/routes';
+import { matchRoute, ROUTES } from '../lambdas/core/routes';
 import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
 import { ACCOUNT_ID, DeadlineInvocations, lambdaContext } from './lambda-invocation';

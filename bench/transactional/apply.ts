@@ -1,5 +1,5 @@
+import { backoffDelayMs, sleep } from '../../lambdas/core/backoff';
 import { parseStatusMessage } from '../../lambdas/core/status-message';
-import { backoffDelayMs, sleep } from '../../lambdas/store/backoff';
 import { ROUND1_RETRY_POLICY } from './pacing';
 import { type Round1Outcome, type Round1StatusUpdate, round1ApplyStatuses } from './records';
 import type { TransactionalStore } from './store';

@@ -7,8 +7,8 @@ import {
   QueryCommand,
   TransactWriteCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { backoffDelayMs, sleep } from '../../lambdas/core/backoff';
 import { TABLE_KEYS } from '../../lambdas/service-settings';
-import { backoffDelayMs, sleep } from '../../lambdas/store/backoff';
 import { billedBytes, type ItemWrite, transactionWriteUnits } from '../../test/support/metering';
 import { ROUND1_RETRY_POLICY } from './pacing';
 import {

@@ -18,7 +18,6 @@ export const COMMANDS = [
   'subtasks',
   'watch',
   'cancel',
-  'reconcile',
   'dashboard',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
@@ -39,8 +38,7 @@ export type Command =
       readonly json: boolean;
     }
   | { readonly kind: 'watch'; readonly taskId: string; readonly intervalMs: number }
-  | { readonly kind: 'cancel'; readonly taskId: string }
-  | { readonly kind: 'reconcile'; readonly taskId: string };
+  | { readonly kind: 'cancel'; readonly taskId: string };
 
 export class UsageError extends Error {
   constructor(
@@ -150,7 +148,6 @@ const POSITIONALS: Record<CommandName, readonly string[]> = {
   subtasks: ['task_id'],
   watch: ['task_id'],
   cancel: ['task_id'],
-  reconcile: ['task_id'],
   dashboard: [],
 };
 
@@ -192,7 +189,6 @@ const OPTIONS = {
   },
   watch: { interval: { type: 'string' } },
   cancel: {},
-  reconcile: {},
   dashboard: { port: { type: 'string' }, 'read-only': { type: 'boolean' } },
 } as const;
 
@@ -331,8 +327,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
       const args = validate(first, watchSchema, input);
       return { kind: 'watch', taskId: args.task_id, intervalMs: args.interval };
     }
-    case 'cancel':
-    case 'reconcile': {
+    case 'cancel': {
       const args = validate(first, taskOnlySchema, input);
       return { kind: first, taskId: args.task_id };
     }
@@ -365,10 +360,6 @@ const COMMAND_USAGE: Record<CommandName, string> = {
   cancel: `cancel <task_id>
       Cancel a task (POST /tasks/<task_id>/cancel): every subtask not yet ended becomes REVOKED (reason
       CANCELED) and the task ends CANCELED; statuses that come later change nothing.`,
-  reconcile: `reconcile <task_id>
-      Operators: recount every write shard of a task from its subtask items and refresh its totals, straight
-      on the table (SUBTASK_PROGRESS_TABLE; needs read and write rights on it). Repairs what a lost stream
-      record left behind; harmless on a task that is right.`,
   dashboard: `dashboard [--port N] [--read-only]
       Serve the web dashboard on 127.0.0.1 and forward its reads (and cancel, unless --read-only) to the
       API at SUBTASK_PROGRESS_API_URL, signed with your AWS credentials; never initialize. Open the URL it
@@ -383,8 +374,7 @@ ${commands.map((command) => `  ${COMMAND_USAGE[command]}`).join('\n\n')}
 
 Settings come from the environment, as \`npm start\` prints them:
   SUBTASK_PROGRESS_API_URL (init, status, list, subtasks, watch, cancel, dashboard), SUBTASK_PROGRESS_QUEUE_URL (send),
-  SUBTASK_PROGRESS_TABLE (reconcile), and AWS_REGION, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_DYNAMODB and
-  credentials as for any AWS SDK. Requests to an API that is not on loopback are signed with SigV4 (the
+  and AWS_REGION, AWS_ENDPOINT_URL_SQS and credentials as for any AWS SDK. Requests to an API that is not on loopback are signed with SigV4 (the
   deployed API uses IAM auth), and only ever sent over https.
 
 Exit codes: 0 done, 1 failed (unreachable service, unknown task, conflict, ...), 2 bad arguments.`;

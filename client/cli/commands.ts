@@ -1,12 +1,7 @@
-import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
-import { documentClient } from '../../lambdas/aws-clients';
-import { progressReport } from '../../lambdas/core/progress-report';
 import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 import { retryCount } from '../../lambdas/core/subtask-status';
-import { TaskStore } from '../../lambdas/store/task-store';
 import { sendSubtaskStatus } from '../producer';
-import { getProgress, listSubtasks, progressSchema, type SubtaskListing } from '../progress-api';
-import { setting } from '../settings';
+import { getProgress, listSubtasks, type SubtaskListing } from '../progress-api';
 import { cancelTask, type InitializeTaskRequest, initializeTask } from '../task-api';
 import { listTasks } from '../task-list-api';
 import type { Command } from './arguments';
@@ -131,30 +126,6 @@ export async function execute(command: RunnableCommand): Promise<number> {
           'ended will be REVOKED (reason CANCELED) and the task will end CANCELED.',
       );
       return EXIT.ok;
-    }
-
-    case 'reconcile': {
-      const client = documentClient();
-      try {
-        const store = new TaskStore(client, setting('tableName', undefined));
-        const outcome = await reconcileTask(store, command.taskId, Date.now);
-        const task = await store.getTask(command.taskId);
-        if (task === undefined) {
-          console.error(`Task '${command.taskId}' does not exist in table ${store.tableName}`);
-          return EXIT.failed;
-        }
-        console.log(
-          outcome.kind === 'folded'
-            ? `Recounted ${task.write_shards} write shard${task.write_shards === 1 ? '' : 's'} of task ${task.task_id}` +
-                `${outcome.counterWritten || outcome.taskWritten ? ', and repaired its totals' : '; its totals were right'}.`
-            : `Nothing to recount: task ${task.task_id} is ${task.ready ? task.task_state : 'still being initialized'}.`,
-        );
-        // Shown as `status` shows it: the API's answer is this same report.
-        console.log(progressSummary(progressSchema.parse(progressReport(task))));
-        return EXIT.ok;
-      } finally {
-        client.destroy();
-      }
     }
   }
 }

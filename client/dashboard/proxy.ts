@@ -9,7 +9,7 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { matchRoute, ROUTES } from '../../lambdas/api/routes';
+import { matchRoute, ROUTES } from '../../lambdas/core/routes';
 import { type ApiOptions, send } from '../http';
 import { buildDashboard } from './site';
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { CancelConflictError, InitializeConflictError, InvalidInitializeRequestError } from '../core/errors';
 import { groupSchema, idSchema } from '../core/identifiers';
 import { progressReport } from '../core/progress-report';
+import { ROUTES } from '../core/routes';
 import { SUBTASK_STATES } from '../core/subtask-status';
 import type { TaskRecord } from '../core/task';
 import { LIST_STATES, listRow } from '../core/task-listing';
@@ -13,7 +14,6 @@ import type { TaskStore } from '../store/task-store';
 import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor';
 import { type HttpResult, httpError, json, notModified } from './http-responses';
 import { InvalidBodyError, parseInitializeBody } from './initialize-body';
-import { ROUTES } from './routes';
 import { decodeListCursor, encodeListCursor } from './task-list-cursor';
 
 /**

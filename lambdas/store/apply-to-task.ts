@@ -1,7 +1,7 @@
 import { type ApplyResult, applyStatuses, type Outcome, type StatusUpdate } from '../core/apply-statuses';
+import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from '../core/backoff';
 import { RetriesExhaustedError, TaskNotFoundError, TaskNotReadyError } from '../core/errors';
 import type { SubtaskRecord, TaskRecord } from '../core/task';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from './backoff';
 import type { TaskStore } from './task-store';
 
 /**

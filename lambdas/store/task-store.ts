@@ -9,6 +9,7 @@ import {
   type QueryCommandInput,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from '../core/backoff';
 import { InitializeConflictError, StoreUnavailableError } from '../core/errors';
 import { type FoldResult, nextDueAt } from '../core/fold';
 import type { SubtaskState } from '../core/subtask-status';
@@ -26,7 +27,6 @@ import {
 } from '../core/task';
 import type { TaskListPage, TaskListQuery } from '../core/task-listing';
 import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, sleep } from './backoff';
 import { eventDueAt, PendingEvents } from './pending-events';
 import {
   counterFromItem,

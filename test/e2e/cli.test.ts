@@ -245,22 +245,4 @@ describe('subtask-progress CLI commands', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain('already ended CANCELED');
   });
-
-  it('reconciles a task from its subtask items, straight on the table', async () => {
-    const taskId = uniqueName('task');
-    await initialize(stack, taskId, ['a', 'b'], { total: 20 });
-    await sendBodies(stack.queueUrl, [
-      wireMessage(taskId, 'a', { succeeded: 9, failed: 1, state: 'SUCCESS' }),
-    ]);
-    await settled(stack);
-
-    const reconciled = await run(['reconcile', taskId]);
-    const unknown = await run(['reconcile', 'never-created']);
-
-    expect(reconciled.code).toBe(0);
-    expect(reconciled.stdout).toContain(`Recounted 1 write shard of task ${taskId}; its totals were right.`);
-    expect(reconciled.stdout).toContain('items     10 attempted: 9 succeeded, 1 failed');
-    expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toContain("Task 'never-created' does not exist");
-  });
 });

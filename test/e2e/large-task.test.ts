@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentClient } from '../../lambdas/aws-clients';
-import { sleep } from '../../lambdas/store/backoff';
+import { sleep } from '../../lambdas/core/backoff';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { dynamoClient, uniqueName } from '../support/aws';
 import { subtaskIds } from '../support/factories';

@@ -1,6 +1,6 @@
 import { Match } from 'aws-cdk-lib/assertions';
 import { describe, expect, it } from 'vitest';
-import { ROUTES } from '../../lambdas/api/routes';
+import { ROUTES } from '../../lambdas/core/routes';
 import {
   AGGREGATOR,
   APPLIER,

@@ -14,12 +14,12 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { documentClient } from '../../lambdas/aws-clients';
+import { sleep } from '../../lambdas/core/backoff';
 import { MAX_BODY_BYTES, MAX_COUNT } from '../../lambdas/core/status-message';
 import { createSubtaskStatus, type SubtaskStatus, sameStatus } from '../../lambdas/core/subtask-status';
 import type { TaskRecord } from '../../lambdas/core/task';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { STATUS_QUEUE } from '../../lambdas/service-settings';
-import { sleep } from '../../lambdas/store/backoff';
 import { subtaskKey, taskKey } from '../../lambdas/store/task-items';
 import {
   newStatusQueues,

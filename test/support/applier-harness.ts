@@ -1,7 +1,7 @@
 import { applyBatch, type BatchSummary, type Log, type QueueRecord } from '../../lambdas/applier/apply-batch';
+import { sleep } from '../../lambdas/core/backoff';
 import type { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import type { ApplyToTaskOptions } from '../../lambdas/store/apply-to-task';
-import { sleep } from '../../lambdas/store/backoff';
 import type { TaskStore } from '../../lambdas/store/task-store';
 
 /**

@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { BatchWriteCommand, type DynamoDBDocumentClient, PutCommand } from '@aws-sdk/lib-dynamodb';
+import { sleep } from '../../lambdas/core/backoff';
 import {
   type InitializeRequest,
   initializeTask,
   subtaskShard,
   type TaskRecord,
 } from '../../lambdas/core/task';
-import { sleep } from '../../lambdas/store/backoff';
 import { counterItem, subtaskItem, taskItem } from '../../lambdas/store/task-items';
 import type { TaskStore } from '../../lambdas/store/task-store';
 

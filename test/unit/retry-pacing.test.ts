@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../lambdas/store/backoff';
+import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy } from '../../lambdas/core/backoff';
 
 /** The largest value `Math.random` can return. */
 const ALMOST_ONE = 1 - Number.EPSILON / 2;
