@@ -1,8 +1,6 @@
 import { Duration, Validations } from 'aws-cdk-lib';
-import { AccessLogFormat } from 'aws-cdk-lib/aws-apigateway';
-import * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
+import type * as apigw from 'aws-cdk-lib/aws-apigatewayv2';
 import { HttpIamAuthorizer } from 'aws-cdk-lib/aws-apigatewayv2-authorizers';
-import { HttpLambdaIntegration } from 'aws-cdk-lib/aws-apigatewayv2-integrations';
 import type * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -12,7 +10,6 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource, SqsDlq, SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
-import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { ROUTES, type RouteKey } from '../lambdas/core/routes';
@@ -26,9 +23,11 @@ import {
   TABLE_STREAM_VIEW,
 } from '../lambdas/service-settings';
 import { SUBTASK_SORT_KEY_PREFIX, TASK_SORT_KEY } from '../lambdas/store/task-items';
-import { createAlarms, type PerFunction } from './alarms';
+import { createAlarms, type ServiceAlarms } from './alarms';
+import { type ApiRoute, createProgressHttpApi, parseRouteKey } from './progress-http-api';
 import { createServiceFunction } from './service-function';
-import { resolveSettings, type SubtaskProgressProps } from './subtask-progress-props';
+import type { SubtaskProgressProps } from './subtask-progress-props';
+import { resolveSettings } from './subtask-progress-settings';
 
 export type { SubtaskProgressAlarmThresholds, SubtaskProgressProps } from './subtask-progress-props';
 
@@ -118,26 +117,10 @@ export class SubtaskProgress extends Construct {
   /** Base URL of the API, ending in `/`. */
   readonly apiUrl: string;
 
-  readonly oldestStatusAlarm: cloudwatch.Alarm;
-  readonly deadLetterAlarm: cloudwatch.Alarm;
-  readonly applierErrorAlarm: cloudwatch.Alarm;
-  readonly statusesDeadLetteredAlarm: cloudwatch.Alarm;
-  readonly statusesRetriedAlarm: cloudwatch.Alarm;
-  readonly iteratorAgeAlarm: cloudwatch.Alarm;
-  readonly aggregatorFailureAlarm: cloudwatch.Alarm;
-  readonly aggregatorErrorAlarm: cloudwatch.Alarm;
-  readonly foldsSkippedAlarm: cloudwatch.Alarm;
-  readonly apiServerErrorAlarm: cloudwatch.Alarm;
-  readonly sweeperErrorAlarm: cloudwatch.Alarm;
-  readonly sweepErrorsAlarm: cloudwatch.Alarm;
-  readonly eventsUndeliverableAlarm: cloudwatch.Alarm;
-  /** A stopped stream consumer, seen by the idle recounts while statuses are being applied. */
-  readonly unfoldedChangesAlarm: cloudwatch.Alarm;
-  /** One alarm per function on its Lambda `Throttles`. */
-  readonly throttleAlarms: PerFunction<cloudwatch.Alarm>;
-  readonly tableThrottleAlarm: cloudwatch.Alarm;
+  /** One alarm per way a status or a count can be delayed or lost, by name (see `docs/operations.md`). */
+  readonly alarms: ServiceAlarms;
   /** Every alarm above; all notify `alarmTopic` when given. */
-  readonly alarms: readonly cloudwatch.Alarm[];
+  readonly allAlarms: readonly cloudwatch.Alarm[];
 
   private readonly usesIamAuthorization: boolean;
 
@@ -323,45 +306,18 @@ export class SubtaskProgress extends Construct {
       new targets.LambdaFunction(this.sweeper, { retryAttempts: 0, maxEventAge: Duration.minutes(1) }),
     );
 
-    const authorizer = props.authorizer ?? new HttpIamAuthorizer();
-    this.httpApi = new apigw.HttpApi(this, 'HttpApi', {
-      description: 'Progress of tasks fanned out into subtasks',
-      defaultAuthorizer: authorizer,
-      // The default stage is added below, with throttling and access logs the built-in one cannot take.
-      createDefaultStage: false,
-    });
-    const integration = new HttpLambdaIntegration('ApiIntegration', this.apiFunction);
-    for (const { method, path } of Object.values(ROUTES).map(parseRouteKey)) {
-      this.httpApi.addRoutes({ path, methods: [method], integration });
-    }
-    const accessLogs = new logs.LogGroup(this, 'ApiAccessLogs', { retention: logRetention, removalPolicy });
-    const stage = this.httpApi.addStage('DefaultStage', {
-      stageName: '$default',
-      autoDeploy: true,
-      throttle: {
+    const api = createProgressHttpApi(this, {
+      apiFunction: this.apiFunction,
+      authorizer: props.authorizer ?? new HttpIamAuthorizer(),
+      throttling: {
         rateLimit: settings.api.throttlingRateLimit,
         burstLimit: settings.api.throttlingBurstLimit,
       },
-      accessLogSettings: {
-        destination: new apigw.LogGroupLogDestination(accessLogs),
-        format: AccessLogFormat.custom(
-          JSON.stringify({
-            requestId: '$context.requestId',
-            requestTime: '$context.requestTime',
-            routeKey: '$context.routeKey',
-            path: '$context.path',
-            status: '$context.status',
-            caller: '$context.identity.userArn',
-            sourceIp: '$context.identity.sourceIp',
-            userAgent: '$context.identity.userAgent',
-            responseLatency: '$context.responseLatency',
-            integrationError: '$context.integrationErrorMessage',
-            authorizerError: '$context.authorizer.error',
-          }),
-        ),
-      },
+      logRetention,
+      removalPolicy,
     });
-    this.apiUrl = stage.url;
+    this.httpApi = api.httpApi;
+    this.apiUrl = api.url;
 
     const alarms = createAlarms(
       this,
@@ -381,28 +337,13 @@ export class SubtaskProgress extends Construct {
       },
       settings.alarmThresholds,
     );
-    this.oldestStatusAlarm = alarms.oldestStatusAlarm;
-    this.deadLetterAlarm = alarms.deadLetterAlarm;
-    this.applierErrorAlarm = alarms.applierErrorAlarm;
-    this.statusesDeadLetteredAlarm = alarms.statusesDeadLetteredAlarm;
-    this.statusesRetriedAlarm = alarms.statusesRetriedAlarm;
-    this.iteratorAgeAlarm = alarms.iteratorAgeAlarm;
-    this.aggregatorFailureAlarm = alarms.aggregatorFailureAlarm;
-    this.aggregatorErrorAlarm = alarms.aggregatorErrorAlarm;
-    this.foldsSkippedAlarm = alarms.foldsSkippedAlarm;
-    this.apiServerErrorAlarm = alarms.apiServerErrorAlarm;
-    this.sweeperErrorAlarm = alarms.sweeperErrorAlarm;
-    this.sweepErrorsAlarm = alarms.sweepErrorsAlarm;
-    this.eventsUndeliverableAlarm = alarms.eventsUndeliverableAlarm;
-    this.unfoldedChangesAlarm = alarms.unfoldedChangesAlarm;
-    this.throttleAlarms = alarms.throttleAlarms;
-    this.tableThrottleAlarm = alarms.tableThrottleAlarm;
+    this.alarms = alarms;
     const { throttleAlarms, ...singleAlarms } = alarms;
-    this.alarms = [...Object.values(singleAlarms), ...Object.values(throttleAlarms)];
+    this.allAlarms = [...Object.values(singleAlarms), ...Object.values(throttleAlarms)];
 
     if (props.alarmTopic) {
       const action = new cloudwatchActions.SnsAction(props.alarmTopic);
-      for (const alarm of this.alarms) {
+      for (const alarm of this.allAlarms) {
         alarm.addAlarmAction(action);
         alarm.addOkAction(action);
       }
@@ -501,19 +442,4 @@ function aggregatorFilters(): Array<Record<string, unknown>> {
       },
     }),
   ];
-}
-
-interface ApiRoute {
-  readonly method: apigw.HttpMethod;
-  readonly path: string;
-}
-
-/** Splits an API Gateway route key such as `GET /tasks/{task_id}`. */
-function parseRouteKey(routeKey: string): ApiRoute {
-  const [method, path] = routeKey.split(' ');
-  const httpMethod = Object.values(apigw.HttpMethod).find((known) => known === method);
-  if (httpMethod === undefined || path === undefined || !path.startsWith('/')) {
-    throw new Error(`Route key must look like "GET /path", got "${routeKey}"`);
-  }
-  return { method: httpMethod, path };
 }

@@ -95,7 +95,7 @@ describe('the app (cdk/app.ts)', () => {
         AlarmActions: [{ Ref: topicId }],
         OKActions: [{ Ref: topicId }],
       });
-      for (const alarm of stack.progress.alarms) {
+      for (const alarm of stack.progress.allAlarms) {
         expect(template.toJSON().Resources[logicalId(stack, alarm)].Properties.AlarmActions).toEqual([
           { Ref: topicId },
         ]);

@@ -154,8 +154,8 @@ describe('SubtaskProgress props', () => {
       AlarmActions: [TOPIC_ARN],
       OKActions: [TOPIC_ARN],
     });
-    expect(progress.alarms.length).toBeGreaterThanOrEqual(17);
-    for (const alarm of progress.alarms) {
+    expect(progress.allAlarms.length).toBeGreaterThanOrEqual(17);
+    for (const alarm of progress.allAlarms) {
       expect(template.toJSON().Resources[logicalId(stack, alarm)].Properties.AlarmActions).toEqual([
         TOPIC_ARN,
       ]);
@@ -173,16 +173,16 @@ describe('SubtaskProgress props', () => {
         tableThrottlesPerFiveMinutes: 50,
       },
     });
-    const threshold = (alarm: SubtaskProgress['deadLetterAlarm']) =>
+    const threshold = (alarm: SubtaskProgress['alarms']['deadLetterAlarm']) =>
       template.toJSON().Resources[logicalId(stack, alarm)].Properties.Threshold;
 
-    expect(threshold(progress.oldestStatusAlarm)).toBe(30 * 60);
-    expect(threshold(progress.iteratorAgeAlarm)).toBe(60 * 60 * 1000);
-    expect(threshold(progress.statusesRetriedAlarm)).toBe(1000);
-    expect(threshold(progress.apiServerErrorAlarm)).toBe(5);
-    expect(Object.values(progress.throttleAlarms).map(threshold)).toEqual([3, 3, 3, 3]);
-    expect(threshold(progress.tableThrottleAlarm)).toBe(50);
-    expect(threshold(progress.deadLetterAlarm)).toBe(0);
+    expect(threshold(progress.alarms.oldestStatusAlarm)).toBe(30 * 60);
+    expect(threshold(progress.alarms.iteratorAgeAlarm)).toBe(60 * 60 * 1000);
+    expect(threshold(progress.alarms.statusesRetriedAlarm)).toBe(1000);
+    expect(threshold(progress.alarms.apiServerErrorAlarm)).toBe(5);
+    expect(Object.values(progress.alarms.throttleAlarms).map(threshold)).toEqual([3, 3, 3, 3]);
+    expect(threshold(progress.alarms.tableThrottleAlarm)).toBe(50);
+    expect(threshold(progress.alarms.deadLetterAlarm)).toBe(0);
   });
 
   it('removalPolicy DESTROY with deletion protection off lets the table and logs go with the stack', () => {
@@ -289,7 +289,7 @@ describe('SubtaskProgress props', () => {
       });
 
       expect(
-        template.toJSON().Resources[logicalId(stack, progress.iteratorAgeAlarm)].Properties.Threshold,
+        template.toJSON().Resources[logicalId(stack, progress.alarms.iteratorAgeAlarm)].Properties.Threshold,
       ).toBe(15 * 60 * 1000);
     });
   });

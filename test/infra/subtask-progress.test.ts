@@ -522,7 +522,7 @@ describe('SubtaskProgress with default props', () => {
 
     it('goes off when the table throttles any operation the service uses', () => {
       const operations = ['BatchGetItem', 'GetItem', 'PutItem', 'Query', 'UpdateItem'];
-      const alarm = resource(logicalId(stack, progress.tableThrottleAlarm)).Properties;
+      const alarm = resource(logicalId(stack, progress.alarms.tableThrottleAlarm)).Properties;
       expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
       const expression = alarm.Metrics.find((query: { Expression?: string }) => query.Expression);
       for (const operation of operations) {
@@ -547,7 +547,7 @@ describe('SubtaskProgress with default props', () => {
     });
 
     it('points every alarm at its runbook section', () => {
-      for (const alarm of progress.alarms) {
+      for (const alarm of progress.allAlarms) {
         expect(resource(logicalId(stack, alarm)).Properties.AlarmDescription).toContain(
           `docs/operations.md, "${alarm.node.id}"`,
         );
