@@ -11,6 +11,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { InitializeConflictError, StoreUnavailableError } from '../core/errors';
 import { type FoldResult, nextDueAt } from '../core/fold';
+import { listPage, type ShardPosition } from '../core/subtask-listing';
 import type { SubtaskState } from '../core/subtask-status';
 import {
   differingFields,
@@ -92,11 +93,7 @@ export interface InitializeOptions {
   readonly pageSize?: number;
 }
 
-export interface ShardPosition {
-  readonly shard: number;
-  /** Continue after this subtask id within the shard. */
-  readonly after?: string;
-}
+export type { ShardPosition } from '../core/subtask-listing';
 
 export interface SubtaskQuery {
   readonly state?: SubtaskState;
@@ -478,44 +475,36 @@ export class TaskStore {
   /**
    * One page of a task's subtasks, shard by shard in id order within a shard, optionally only those in `state`.
    * Reads at most `readBudget` items, so a filter that matches little still answers promptly, with a cursor.
-   * DynamoDB applies `Limit` before a filter, so a filtered query asks for the whole remaining budget and the
-   * page is cut to `limit` items, its cursor at the last item returned; an unfiltered one asks for what is
-   * still wanted.
    */
   async listSubtasks(task: TaskRecord, query: SubtaskQuery): Promise<SubtaskPage> {
-    const subtasks: SubtaskRecord[] = [];
-    let shard = query.from?.shard ?? 0;
-    let after = query.from?.after;
-    let budget = query.readBudget;
-    while (shard < task.write_shards && subtasks.length < query.limit && budget > 0) {
-      const wanted = query.limit - subtasks.length;
-      const limit = query.state === undefined ? Math.min(wanted, budget) : budget;
-      const page = await this.query('subtask', {
-        ...this.shardQuery(task, shard, query.state),
-        ConsistentRead: false,
-        Limit: limit,
-        ...(after === undefined ? {} : { ExclusiveStartKey: subtaskKey(task.task_id, shard, after) }),
-      });
-      budget -= page.ScannedCount ?? limit;
-      const items = (page.Items ?? [])
-        .map(subtaskFromItem)
-        .filter((subtask) => subtask.generation === task.generation);
-      if (items.length > wanted) {
-        const kept = items.slice(0, wanted);
-        subtasks.push(...kept);
-        return { subtasks, next: { shard, after: (kept[kept.length - 1] as SubtaskRecord).subtask_id } };
-      }
-      subtasks.push(...items);
-      const lastKey = page.LastEvaluatedKey?.[TABLE_KEYS.sortKey];
-      if (typeof lastKey === 'string') {
-        after = lastKey.slice(SUBTASK_SORT_KEY_PREFIX.length);
-      } else {
-        shard += 1;
-        after = undefined;
-      }
-    }
-    if (shard >= task.write_shards) return { subtasks };
-    return { subtasks, next: after === undefined ? { shard } : { shard, after } };
+    const page = await listPage(
+      {
+        writeShards: task.write_shards,
+        limit: query.limit,
+        readBudget: query.readBudget,
+        filtered: query.state !== undefined,
+        ...(query.from === undefined ? {} : { from: query.from }),
+      },
+      async ({ shard, after, limit }) => {
+        const read = await this.query('subtask', {
+          ...this.shardQuery(task, shard, query.state),
+          ConsistentRead: false,
+          Limit: limit,
+          ...(after === undefined ? {} : { ExclusiveStartKey: subtaskKey(task.task_id, shard, after) }),
+        });
+        const lastKey = read.LastEvaluatedKey?.[TABLE_KEYS.sortKey];
+        return {
+          items: (read.Items ?? [])
+            .map(subtaskFromItem)
+            .filter((subtask) => subtask.generation === task.generation),
+          scanned: read.ScannedCount ?? limit,
+          ...(typeof lastKey === 'string'
+            ? { lastReadId: lastKey.slice(SUBTASK_SORT_KEY_PREFIX.length) }
+            : {}),
+        };
+      },
+    );
+    return { subtasks: page.items, ...(page.next === undefined ? {} : { next: page.next }) };
   }
 
   /**
