@@ -25,7 +25,7 @@ export interface TestStack extends LocalStack {
   readonly deliveries: { readonly event: LocalEvent; readonly repeat: boolean }[];
 }
 
-export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock'>;
+export type TestStackOptions = Pick<LocalStackOptions, 'httpTimeoutMs' | 'sweeperClock' | 'dynamoEndpoint'>;
 
 export async function startTestStack(options: TestStackOptions = {}): Promise<TestStack> {
   const errors: TestStack['errors'] = [];
