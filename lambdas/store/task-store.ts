@@ -76,6 +76,14 @@ export interface StoreObserver {
   read(kind: ItemKind, capacityUnits: number): void;
 }
 
+export interface ReadOptions {
+  /**
+   * False for an eventually consistent read: half the read units, possibly missing the latest writes, for a
+   * caller whose conditional write catches what the read missed. @default true
+   */
+  readonly consistent?: boolean;
+}
+
 export interface InitializeResult {
   readonly task: TaskRecord;
   /** False when the same request had already created the task: an idempotent repeat or a resume. */
@@ -268,13 +276,16 @@ export class TaskStore {
     }
   }
 
-  /** The task as last written (consistent read), or undefined when it was never initialized. */
-  async getTask(taskId: string): Promise<TaskRecord | undefined> {
+  /**
+   * The task as last written (a consistent read unless asked otherwise), or undefined when it was never
+   * initialized.
+   */
+  async getTask(taskId: string, { consistent = true }: ReadOptions = {}): Promise<TaskRecord | undefined> {
     const { Item, ConsumedCapacity } = await this.db.send(
       new GetCommand({
         TableName: this.tableName,
         Key: taskKey(taskId),
-        ConsistentRead: true,
+        ConsistentRead: consistent,
         ...this.capacity,
       }),
     );
@@ -282,7 +293,11 @@ export class TaskStore {
     return Item === undefined ? undefined : taskFromItem(Item);
   }
 
-  private async batchGet(kind: ItemKind, keys: readonly ItemKey[]): Promise<Record<string, unknown>[]> {
+  private async batchGet(
+    kind: ItemKind,
+    keys: readonly ItemKey[],
+    consistent: boolean,
+  ): Promise<Record<string, unknown>[]> {
     const found: Record<string, unknown>[] = [];
     for (let start = 0; start < keys.length; start += BATCH_GET_LIMIT) {
       let pending = keys.slice(start, start + BATCH_GET_LIMIT);
@@ -293,7 +308,7 @@ export class TaskStore {
         if (attempt > 1) await sleep(backoffDelayMs(DEFAULT_RETRY_POLICY, attempt - 1, this.random));
         const { Responses, UnprocessedKeys, ConsumedCapacity } = await this.db.send(
           new BatchGetCommand({
-            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: true } },
+            RequestItems: { [this.tableName]: { Keys: pending, ConsistentRead: consistent } },
             ...this.capacity,
           }),
         );
@@ -306,13 +321,17 @@ export class TaskStore {
   }
 
   /**
-   * The named subtasks of `task`, read consistently; an id with no item of the task's generation is simply
-   * absent from the map.
+   * The named subtasks of `task` (a consistent read unless asked otherwise); an id with no item of the task's
+   * generation is simply absent from the map.
    */
-  async getSubtasks(task: TaskRecord, subtaskIds: readonly string[]): Promise<Map<string, SubtaskRecord>> {
+  async getSubtasks(
+    task: TaskRecord,
+    subtaskIds: readonly string[],
+    { consistent = true }: ReadOptions = {},
+  ): Promise<Map<string, SubtaskRecord>> {
     const keys = subtaskIds.map((id) => subtaskKey(task.task_id, subtaskShard(task, id), id));
     const found = new Map<string, SubtaskRecord>();
-    for (const item of await this.batchGet('subtask', keys)) {
+    for (const item of await this.batchGet('subtask', keys, consistent)) {
       const subtask = subtaskFromItem(item);
       if (subtask.generation === task.generation) found.set(subtask.subtask_id, subtask);
     }
