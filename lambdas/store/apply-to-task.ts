@@ -68,6 +68,8 @@ export async function applyToTask(
   const wait = options.sleep ?? sleep;
 
   let consistent = false;
+  /** Whether the judgement stands on a consistent read of the task, then of its subtasks, since the last conflict. */
+  let confirmed = false;
   let task = await readyTask(store, taskId, consistent);
   const outcomes: (Outcome | undefined)[] = updates.map(() => undefined);
   let pending = updates.map((_, index) => index);
@@ -84,10 +86,11 @@ export async function applyToTask(
     const ids = [...new Set(batch.map((update) => update.subtaskId))];
     let subtasks = await store.getSubtasks(task, ids, { consistent });
     let result: ApplyResult = applyStatuses(task, subtasks, batch, now());
-    if (!consistent && result.outcomes.some((outcome) => outcome.kind === 'rejected')) {
+    if (!confirmed && result.outcomes.some((outcome) => outcome.kind === 'rejected')) {
       // Rule 3 on a read that may have missed a new item or a re-initialization: the task first (its
       // generation), then its subtasks, both consistently, before anything is dead-lettered.
       consistent = true;
+      confirmed = true;
       task = await readyTask(store, taskId, consistent);
       subtasks = await store.getSubtasks(task, ids, { consistent });
       result = applyStatuses(task, subtasks, batch, now());
@@ -110,10 +113,10 @@ export async function applyToTask(
       );
     }
     await wait(delay);
-    // A conflict may mean the task was initialized again, or the read was stale: re-read the task, then the
-    // subtasks, consistently from now on.
+    // A conflict means another writer, a stale read or a re-initialization: the subtasks are read consistently
+    // from now on, and the task again only if they then look unknown (a new generation shows as absent items).
     consistent = true;
-    task = await readyTask(store, taskId, consistent);
+    confirmed = false;
   }
   return { outcomes: outcomes as Outcome[], conflicts, writes };
 }
