@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { initializeTask } from '../lambdas/core/task';
 import { shardSizes, writeShardCount } from '../lambdas/core/write-shards';
+import { APPLIER } from '../lambdas/service-settings';
 import { taskItem } from '../lambdas/store/task-items';
 import type { ItemKind } from '../lambdas/store/task-store';
 import { itemBytes, itemReadUnits, writeUnitsForBytes } from './metering';
@@ -148,6 +149,7 @@ export function streamedModel(
   figures: StreamedFigures,
   applied: number,
   fanOut: number,
+  applierBatchSize: number,
   subtasks: number = MODEL_SUBTASKS,
 ): StreamedModel {
   const S = writeShardCount(subtasks);
@@ -169,18 +171,17 @@ export function streamedModel(
     windowWriteLoad > PARTITION_WRITE_UNITS_PER_SECOND
       ? 0
       : Math.min(subtaskPartitionsBound, taskPartitionBound);
-  // Reads on the task partition per recount: the fold's task reads, and each refresh's BatchGetItem of all S
-  // counters (each its own GetItem, rounded up to 4 KB: one unit for a counter item).
+  // Reads on the task partition per recount: the fold's task reads, and each refresh's one Query of all S
+  // counters, billed by their size together (4 KB a unit).
   const taskReadsPerRecount = figures.reads.fold.task.requests / recounts;
-  const counterReadsPerRecount = figures.reads.fold.counter.requests / recounts;
-  const counterReadUnits = itemReadUnits(Math.max(1, figures.largestItemBytes.counter));
-  const q =
-    taskReadsPerRecount * itemReadUnits(taskItemBytes) + counterReadsPerRecount * S * counterReadUnits;
+  const counterQueriesPerRecount = figures.reads.fold.counter.requests / recounts;
+  const counterQueryUnits = itemReadUnits(S * Math.max(1, figures.largestItemBytes.counter));
+  const q = taskReadsPerRecount * itemReadUnits(taskItemBytes) + counterQueriesPerRecount * counterQueryUnits;
   const windowReadLoad = (q * S) / W;
   // A shard's Query reads its ~1,000 items whatever the fan-out: measured per recount.
   const foldReadUnitsPerRecount = figures.reads.fold.subtask.units / recounts + q;
   const recountsPerSecond = Math.max(S / W, (READ_MODEL_RATE * rho) / B);
-  const loads = partitionLoads(figures, applied, { S, k, s, rho, W, B, taskItemBytes });
+  const loads = partitionLoads(figures, applied, applierBatchSize, { S, k, s, rho, W, B, taskItemBytes });
   return {
     kind: 'streamed',
     subtasks,
@@ -224,11 +225,13 @@ interface ModelTerms {
  * one write shard of the task, so the task is refreshed T = max(S / W, R × ρ / B) times a second, each refresh
  * one task read, one Query of its S counters (billed by size) and one task write, as measured per refresh. Each
  * write shard is recounted once per window (its Query as measured). The appliers' reads scale with the rate as
- * measured per status. The due index takes at most the task writes that moved the task's due time (measured).
+ * measured per status, their task reads with the deployed batch size. The due index takes at most the task
+ * writes that moved the task's due time (measured).
  */
 function partitionLoads(
   figures: StreamedFigures,
   applied: number,
+  applierBatchSize: number,
   { S, k, s, rho, W, B, taskItemBytes }: ModelTerms,
 ): Pick<StreamedModel, 'refreshesPerSecond' | 'partitions' | 'readUnitsPerStatus'> {
   const R = READ_MODEL_RATE;
@@ -247,9 +250,11 @@ function partitionLoads(
   const taskWritesPerRefresh = figures.writes.task.attempts / refreshes;
   const counterUnitsPerRecount = figures.writes.counter.units / recounts;
   // The appliers read the task item once per task per batch (eventually consistent): their reads per status as
-  // measured, each of the task item at this size.
+  // measured, each of the task item at this size, in the deployed batches (a hot task fills them) rather than
+  // the row's.
+  const deployedBatches = Math.min(1, applierBatchSize / APPLIER.batchSize);
   const applierTaskReadUnits =
-    perStatus(figures.reads.applier.task.requests) * itemReadUnits(taskItemBytes, false);
+    perStatus(figures.reads.applier.task.requests) * deployedBatches * itemReadUnits(taskItemBytes, false);
   const recountsPerSecond = S / W;
   const shardQueryUnits = figures.reads.fold.subtask.units / recounts;
   const indexUnitsPerTaskWrite =

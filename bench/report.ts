@@ -260,8 +260,10 @@ Partition loads at 10,000 statuses/s on that task: each stream shard batches its
   may be on a table partition of its own, so at worst every batch holds one write shard of the task and the task
   is refreshed T = max(S / W, R × ρ / B) times a second; each refresh reads the task item and one Query of its S
   counters (billed by size) and writes the task once (as measured per refresh); each write shard is recounted
-  once per window. The busiest write shard takes k / S of the appliers' subtask writes and reads; the due index
-  the task writes that moved the due time (measured). Target: every partition under a third of its limit.
+  once per window; the appliers read the task item once per batch of the deployed size (100: a hot task fills
+  its batches), as measured per status. The busiest write shard takes k / S of the appliers' subtask writes and
+  reads; the due index the task writes that moved the due time (measured). Progress GETs add their own reads
+  (0.5 RU each). Target: every partition under a third of its limit.
 Coalesced (round 1): the task and its subtasks share one partition: 1,000 / WU billed per status, at any fan-out.`;
 
 export function meteringTable(checks: readonly MeteringCheck[]): string {
