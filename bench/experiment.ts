@@ -236,7 +236,7 @@ export async function runExperiment(
     return {
       ...row,
       streamed: streamedRow(figures.streamed, applied),
-      model: streamedModel(figures.streamed, applied, cell.fanOut),
+      model: streamedModel(figures.streamed, applied, cell.fanOut, cell.batchSize),
     };
   }
   if (figures?.transactional !== undefined) {

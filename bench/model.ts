@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { initializeTask } from '../lambdas/core/task';
 import { shardSizes, writeShardCount } from '../lambdas/core/write-shards';
+import { APPLIER } from '../lambdas/service-settings';
 import { taskItem } from '../lambdas/store/task-items';
+import type { ItemKind } from '../lambdas/store/task-store';
 import { itemBytes, itemReadUnits, writeUnitsForBytes } from '../test/support/metering';
 import { subtaskIdsFor } from '../test/support/workload';
+import type { Role } from './streamed/meter';
 import type { StreamedFigures } from './types';
 
 /**
@@ -23,6 +26,13 @@ export interface TransactionalModel {
   /** The task and all its subtasks share one partition, whatever the fan-out: 1,000 / WU per status. */
   readonly maxStatusesPerSecond: number;
   readonly maxStatusesPerSecondCommitted: number;
+}
+
+/** One partition's peak load at `READ_MODEL_RATE` statuses/s on the model's hot task. */
+export interface PartitionLoad {
+  readonly partition: 'task' | 'busiest write shard' | 'due index';
+  readonly readUnitsPerSecond: number;
+  readonly writeUnitsPerSecond: number;
 }
 
 export interface StreamedModel {
@@ -63,6 +73,12 @@ export interface StreamedModel {
   /** The aggregator's read units per status at `READ_MODEL_RATE` statuses/s: S / W recounts a second share them. */
   readonly foldReadUnitsPerStatusAtRate: number;
   readonly readModelRate: number;
+  /** T: task refreshes a second at `readModelRate`: one per stream batch that holds the task's records. */
+  readonly refreshesPerSecond: number;
+  /** Each partition's peak read and write units a second at `readModelRate`, against 3,000 RCU and 1,000 WCU. */
+  readonly partitions: readonly PartitionLoad[];
+  /** The row's read units per applied status, by caller and item kind (measured). */
+  readonly readUnitsPerStatus: Readonly<Record<Role, Readonly<Record<ItemKind, number>>>>;
 }
 
 /** The rate at which the model prices the aggregator's reads per status. */
@@ -133,6 +149,7 @@ export function streamedModel(
   figures: StreamedFigures,
   applied: number,
   fanOut: number,
+  applierBatchSize: number,
   subtasks: number = MODEL_SUBTASKS,
 ): StreamedModel {
   const S = writeShardCount(subtasks);
@@ -154,17 +171,17 @@ export function streamedModel(
     windowWriteLoad > PARTITION_WRITE_UNITS_PER_SECOND
       ? 0
       : Math.min(subtaskPartitionsBound, taskPartitionBound);
-  // Reads on the task partition per recount: the fold's task reads, and each refresh's BatchGetItem of all S
-  // counters (each its own GetItem, rounded up to 4 KB: one unit for a counter item).
+  // Reads on the task partition per recount: the fold's task reads, and each refresh's one Query of all S
+  // counters, billed by their size together (4 KB a unit).
   const taskReadsPerRecount = figures.reads.fold.task.requests / recounts;
-  const counterReadsPerRecount = figures.reads.fold.counter.requests / recounts;
-  const counterReadUnits = itemReadUnits(Math.max(1, figures.largestItemBytes.counter));
-  const q =
-    taskReadsPerRecount * itemReadUnits(taskItemBytes) + counterReadsPerRecount * S * counterReadUnits;
+  const counterQueriesPerRecount = figures.reads.fold.counter.requests / recounts;
+  const counterQueryUnits = itemReadUnits(S * Math.max(1, figures.largestItemBytes.counter));
+  const q = taskReadsPerRecount * itemReadUnits(taskItemBytes) + counterQueriesPerRecount * counterQueryUnits;
   const windowReadLoad = (q * S) / W;
   // A shard's Query reads its ~1,000 items whatever the fan-out: measured per recount.
   const foldReadUnitsPerRecount = figures.reads.fold.subtask.units / recounts + q;
   const recountsPerSecond = Math.max(S / W, (READ_MODEL_RATE * rho) / B);
+  const loads = partitionLoads(figures, applied, applierBatchSize, { S, k, s, rho, W, B, taskItemBytes });
   return {
     kind: 'streamed',
     subtasks,
@@ -185,10 +202,90 @@ export function streamedModel(
     foldReadUnitsPerRecount,
     foldReadUnitsPerStatusAtRate: (foldReadUnitsPerRecount * recountsPerSecond) / READ_MODEL_RATE,
     readModelRate: READ_MODEL_RATE,
+    ...loads,
     ...(windowReadLoad > PARTITION_READ_UNITS_PER_SECOND
       ? { readLimitedShardRecountSeconds: S / (PARTITION_READ_UNITS_PER_SECOND / q) }
       : {}),
   };
+}
+
+interface ModelTerms {
+  readonly S: number;
+  readonly k: number;
+  readonly s: number;
+  readonly rho: number;
+  readonly W: number;
+  readonly B: number;
+  readonly taskItemBytes: number;
+}
+
+/**
+ * Peak partition loads at `READ_MODEL_RATE` statuses/s. Each stream shard batches its own records, and a write
+ * shard's partition key may sit on a table partition (so a stream shard) of its own: at worst every batch holds
+ * one write shard of the task, so the task is refreshed T = max(S / W, R × ρ / B) times a second, each refresh
+ * one task read, one Query of its S counters (billed by size) and one task write, as measured per refresh. Each
+ * write shard is recounted once per window (its Query as measured). The appliers' reads scale with the rate as
+ * measured per status, their task reads with the deployed batch size. The due index takes at most the task
+ * writes that moved the task's due time (measured).
+ */
+function partitionLoads(
+  figures: StreamedFigures,
+  applied: number,
+  applierBatchSize: number,
+  { S, k, s, rho, W, B, taskItemBytes }: ModelTerms,
+): Pick<StreamedModel, 'refreshesPerSecond' | 'partitions' | 'readUnitsPerStatus'> {
+  const R = READ_MODEL_RATE;
+  const perStatus = (units: number) => (applied === 0 ? 0 : units / applied);
+  const readUnitsPerStatus = {
+    applier: mapKinds((kind) => perStatus(figures.reads.applier[kind].units)),
+    fold: mapKinds((kind) => perStatus(figures.reads.fold[kind].units)),
+  };
+  const refreshes = Math.max(1, figures.reads.fold.counter.requests);
+  const recounts = Math.max(1, figures.recounts);
+  const T = Math.max(S / W, (R * rho) / B);
+  const counterBytes = Math.max(1, figures.largestItemBytes.counter);
+  const taskReadUnits = itemReadUnits(taskItemBytes);
+  const refreshReadUnits =
+    (figures.reads.fold.task.requests / refreshes) * taskReadUnits + itemReadUnits(S * counterBytes);
+  const taskWritesPerRefresh = figures.writes.task.attempts / refreshes;
+  const counterUnitsPerRecount = figures.writes.counter.units / recounts;
+  // The appliers read the task item once per task per batch (eventually consistent): their reads per status as
+  // measured, each of the task item at this size, in the deployed batches (a hot task fills them) rather than
+  // the row's.
+  const deployedBatches = Math.min(1, applierBatchSize / APPLIER.batchSize);
+  const applierTaskReadUnits =
+    perStatus(figures.reads.applier.task.requests) * deployedBatches * itemReadUnits(taskItemBytes, false);
+  const recountsPerSecond = S / W;
+  const shardQueryUnits = figures.reads.fold.subtask.units / recounts;
+  const indexUnitsPerTaskWrite =
+    figures.writes.task.attempts === 0 ? 0 : figures.indexUnits / figures.writes.task.attempts;
+  return {
+    refreshesPerSecond: T,
+    readUnitsPerStatus,
+    partitions: [
+      {
+        partition: 'task',
+        readUnitsPerSecond: T * refreshReadUnits + R * applierTaskReadUnits,
+        writeUnitsPerSecond:
+          recountsPerSecond * counterUnitsPerRecount +
+          T * taskWritesPerRefresh * writeUnitsForBytes(taskItemBytes),
+      },
+      {
+        partition: 'busiest write shard',
+        readUnitsPerSecond: ((R * k) / S) * readUnitsPerStatus.applier.subtask + shardQueryUnits / W,
+        writeUnitsPerSecond: (R * s * k) / S,
+      },
+      {
+        partition: 'due index',
+        readUnitsPerSecond: 0,
+        writeUnitsPerSecond: T * taskWritesPerRefresh * indexUnitsPerTaskWrite,
+      },
+    ],
+  };
+}
+
+function mapKinds(value: (kind: ItemKind) => number): Record<ItemKind, number> {
+  return { task: value('task'), counter: value('counter'), subtask: value('subtask') };
 }
 
 /** Round 1: every status's transaction lands in the task's one partition, at any fan-out. */

@@ -27,7 +27,9 @@ import {
   measuredTable,
   meteringTable,
   modelTable,
+  partitionTable,
   readCheckTable,
+  readSplitTable,
   skippedList,
   stackLagTable,
   stackLagTarget,
@@ -197,6 +199,8 @@ async function runAll(options: BenchOptions, emulator: RunningEmulator): Promise
   console.log(`\n${LEGEND}`);
   console.log('\nModel for real DynamoDB, per row:');
   console.log(modelTable(rows));
+  console.log(`\n${partitionTable(rows)}`);
+  console.log(`\n${readSplitTable(rows)}`);
   console.log(`\n${MODEL_LEGEND}`);
   if (headline.length > 0 && headline.length < rows.length) {
     console.log('\nHot-task cell (fan-out 1,000, batch size 10, 1 and 32 appliers):');

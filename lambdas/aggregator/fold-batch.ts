@@ -6,15 +6,17 @@ import type { Log } from '../log';
 import { EVENTS } from '../service-settings';
 import type { TaskStore } from '../store/task-store';
 import { errorName, isTransient } from '../store/transient-errors';
-import { foldShard } from './fold-shard';
+import { foldableTask, recountInto, refreshTask } from './fold-shard';
 import { changesOf } from './stream-records';
 
 /**
  * The aggregator's use case: one batch of stream records in, the record to resume from out. Records only say
  * which write shards changed; each touched shard is recounted once, however many of its records the batch
- * holds. Ended tasks and timed-out subtasks are published from their own records; an event that does not go
- * out never holds up the stream: a `Task Ended` stays marked on its task by its ending write, any other event is
- * deferred to the task's pending events, and the sweeper publishes both (see `store/pending-events.ts`).
+ * holds, and each touched task is refreshed once, after all its recounts: one task write per task per batch,
+ * whatever the number of its shards. Ended tasks and timed-out subtasks are published from their own records;
+ * an event that does not go out never holds up the stream: a `Task Ended` stays marked on its task by its ending
+ * write, any other event is deferred to the task's pending events, and the sweeper publishes both (see
+ * `store/pending-events.ts`).
  */
 
 export interface FoldBatchDependencies {
@@ -22,7 +24,7 @@ export interface FoldBatchDependencies {
   readonly events: EventPublisher;
   readonly log: Log;
   readonly now: () => number;
-  /** Shards folded at once. @default 8 */
+  /** Shards recounted (and tasks refreshed) at once. @default 8 */
   readonly parallelism?: number;
 }
 
@@ -30,6 +32,7 @@ export interface FoldSummary {
   readonly records: number;
   readonly shardsFolded: number;
   readonly countersWritten: number;
+  /** Task items written: at most one per task of the batch. */
   readonly tasksWritten: number;
   /** Shards of tasks absent, not ready, replaced or ended: nothing to fold. */
   readonly nothingToDo: number;
@@ -66,11 +69,18 @@ async function inParallel<T>(items: readonly T[], parallelism: number, work: (it
 }
 
 /** Folds one stream batch. Never throws for a record: its fate is in the result. */
+/** A touched task: its shards to recount, redone from the first record of any of them. */
+interface TaskWork extends Work {
+  readonly taskId: string;
+  readonly shards: Map<number, Work>;
+}
+
+/** Folds one stream batch. Never throws for a record: its fate is in the result. */
 export async function foldBatch(
   records: readonly DynamoDBRecord[],
   deps: FoldBatchDependencies,
 ): Promise<FoldBatchResult> {
-  const shards = new Map<string, Work & { readonly taskId: string; readonly shard: number }>();
+  const tasks = new Map<string, TaskWork>();
   const events: (Work & {
     readonly event: ServiceEvent;
     readonly task: Pick<TaskRecord, 'task_id' | 'generation' | 'expires_at'>;
@@ -78,15 +88,14 @@ export async function foldBatch(
   records.forEach((record, index) => {
     for (const change of changesOf(record)) {
       if (change.kind === 'shard-changed') {
-        const key = `${change.taskId}#${change.shard}`;
-        if (!shards.has(key)) {
-          shards.set(key, {
-            firstIndex: index,
-            taskId: change.taskId,
-            shard: change.shard,
-            describe: { taskId: change.taskId, shard: change.shard },
-          });
+        const { taskId, shard } = change;
+        let work = tasks.get(taskId);
+        if (work === undefined) {
+          work = { firstIndex: index, taskId, shards: new Map(), describe: { taskId } };
+          tasks.set(taskId, work);
         }
+        if (!work.shards.has(shard))
+          work.shards.set(shard, { firstIndex: index, describe: { taskId, shard } });
       } else {
         const [event, task] =
           change.kind === 'task-ended'
@@ -122,17 +131,40 @@ export async function foldBatch(
       deps.log.error('Fold skipped', { ...attributes, errorCode: errorName(error), error });
     }
   };
+  const parallelism = deps.parallelism ?? 8;
 
-  await inParallel([...shards.values()], deps.parallelism ?? 8, async (work) => {
+  // The task items first, then every touched shard of every foldable task, then one refresh per task: the
+  // refresh reads the counters once, after this batch's recounts are stored.
+  const foldable: (TaskWork & { readonly task: TaskRecord })[] = [];
+  await inParallel([...tasks.values()], parallelism, async (work) => {
     try {
-      const outcome = await foldShard(deps.store, work.taskId, work.shard, deps.now);
-      if (outcome.kind === 'nothing') {
-        counts.nothingToDo++;
-        return;
-      }
+      const task = await foldableTask(deps.store, work.taskId);
+      const outside = [...work.shards.keys()].filter(
+        (shard) => task === undefined || shard >= task.write_shards,
+      );
+      counts.nothingToDo += outside.length;
+      for (const shard of outside) work.shards.delete(shard);
+      if (task !== undefined && work.shards.size > 0) foldable.push({ ...work, task });
+    } catch (error) {
+      failed(work, error);
+    }
+  });
+  const recounts = foldable.flatMap(({ task, shards }) =>
+    [...shards].map(([shard, work]) => ({ ...work, task, shard })),
+  );
+  await inParallel(recounts, parallelism, async (work) => {
+    try {
+      if (await recountInto(deps.store, work.task, work.shard)) counts.countersWritten++;
       counts.shardsFolded++;
-      if (outcome.counterWritten) counts.countersWritten++;
-      if (outcome.taskWritten) counts.tasksWritten++;
+    } catch (error) {
+      failed(work, error);
+    }
+  });
+  // Even a task whose recounts were all dropped as equal is refreshed: it may not show them yet (a fold that
+  // crashed between its writes), and the guarded write costs one attempt at most.
+  await inParallel(foldable, parallelism, async (work) => {
+    try {
+      if (await refreshTask(deps.store, work.task, deps.now)) counts.tasksWritten++;
     } catch (error) {
       failed(work, error);
     }

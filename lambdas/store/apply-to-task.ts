@@ -8,6 +8,12 @@ import type { TaskStore } from './task-store';
  * The applier's optimistic-locking cycle (DESIGN §2 apply): read the task once, then the touched subtasks;
  * judge with the pure core; write each changed subtask conditioned on its own version and the generation. Only
  * statuses of the same subtask contend; on a conflict those alone are re-read, re-judged and retried.
+ *
+ * The first judgement rests on eventually consistent reads (half the read units; most deliveries change
+ * nothing): a missed write can only make a changing status fail its version condition, which re-reads
+ * consistently, or make a status look unknown, which is never dead-lettered before the task and then its
+ * subtasks are read again consistently. A duplicate or stale verdict on an older item is one the latest item
+ * gives too (stored statuses only move forward), or one a delivery a moment earlier would have had.
  */
 
 export interface ApplyToTaskOptions {
@@ -30,9 +36,13 @@ export interface ApplyReport {
   readonly writes: number;
 }
 
-/** Ready task or a transient error: until `ready`, subtask items may still be on their way (rule 2). */
-export async function readyTask(store: TaskStore, taskId: string): Promise<TaskRecord> {
-  const task = await store.getTask(taskId);
+/**
+ * Ready task or a transient error: until `ready`, subtask items may still be on their way (rule 2). An absent or
+ * not-ready task on an eventually consistent read is read again consistently before it is said to be so.
+ */
+export async function readyTask(store: TaskStore, taskId: string, consistent = true): Promise<TaskRecord> {
+  const read = await store.getTask(taskId, { consistent });
+  const task = read?.ready === true || consistent ? read : await store.getTask(taskId);
   if (task === undefined) throw new TaskNotFoundError(taskId);
   if (!task.ready) throw new TaskNotReadyError(taskId);
   return task;
@@ -57,7 +67,10 @@ export async function applyToTask(
   const random = options.random ?? Math.random;
   const wait = options.sleep ?? sleep;
 
-  let task = await readyTask(store, taskId);
+  let consistent = false;
+  /** Whether the judgement stands on a consistent read of the task, then of its subtasks, since the last conflict. */
+  let confirmed = false;
+  let task = await readyTask(store, taskId, consistent);
   const outcomes: (Outcome | undefined)[] = updates.map(() => undefined);
   let pending = updates.map((_, index) => index);
   let conflicts = 0;
@@ -70,8 +83,18 @@ export async function applyToTask(
       );
     }
     const batch = pending.map((index) => updates[index] as StatusUpdate);
-    const subtasks = await store.getSubtasks(task, [...new Set(batch.map((update) => update.subtaskId))]);
-    const result: ApplyResult = applyStatuses(task, subtasks, batch, now());
+    const ids = [...new Set(batch.map((update) => update.subtaskId))];
+    let subtasks = await store.getSubtasks(task, ids, { consistent });
+    let result: ApplyResult = applyStatuses(task, subtasks, batch, now());
+    if (!confirmed && result.outcomes.some((outcome) => outcome.kind === 'rejected')) {
+      // Rule 3 on a read that may have missed a new item or a re-initialization: the task first (its
+      // generation), then its subtasks, both consistently, before anything is dead-lettered.
+      consistent = true;
+      confirmed = true;
+      task = await readyTask(store, taskId, consistent);
+      subtasks = await store.getSubtasks(task, ids, { consistent });
+      result = applyStatuses(task, subtasks, batch, now());
+    }
     const lost = await writeChanged(store, task, subtasks, result.changed);
     writes += result.changed.length - lost.size;
     const retry: number[] = [];
@@ -90,8 +113,10 @@ export async function applyToTask(
       );
     }
     await wait(delay);
-    // A conflict may mean the task was initialized again: re-read it before rule 3 judges the subtasks.
-    task = await readyTask(store, taskId);
+    // A conflict means another writer, a stale read or a re-initialization: the subtasks are read consistently
+    // from now on, and the task again only if they then look unknown (a new generation shows as absent items).
+    consistent = true;
+    confirmed = false;
   }
   return { outcomes: outcomes as Outcome[], conflicts, writes };
 }

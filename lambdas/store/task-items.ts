@@ -8,7 +8,7 @@ import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
  */
 
 export const TASK_SORT_KEY = 'TASK';
-const COUNTER_PREFIX = 'SHARD#';
+export const COUNTER_SORT_KEY_PREFIX = 'SHARD#';
 export const SUBTASK_SORT_KEY_PREFIX = 'SUB#';
 /**
  * The urgent lane of the sparse due index: few items, tasks in progress or with events to publish. Routine
@@ -50,7 +50,7 @@ export function taskKey(taskId: string): ItemKey {
 }
 
 export function counterKey(taskId: string, shard: number): ItemKey {
-  return key(taskPartition(taskId), `${COUNTER_PREFIX}${shard}`);
+  return key(taskPartition(taskId), `${COUNTER_SORT_KEY_PREFIX}${shard}`);
 }
 
 export function subtaskKey(taskId: string, shard: number, subtaskId: string): ItemKey {

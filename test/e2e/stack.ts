@@ -32,7 +32,12 @@ export interface TestStack extends LocalStack {
 export interface TestStackOptions
   extends Pick<
     LocalStackOptions,
-    'httpTimeoutMs' | 'sweeperClock' | 'sweepIntervalMs' | 'streamBatchingWindowMs' | 'statementsFor'
+    | 'httpTimeoutMs'
+    | 'sweeperClock'
+    | 'sweepIntervalMs'
+    | 'streamBatchingWindowMs'
+    | 'statementsFor'
+    | 'dynamoEndpoint'
   > {
   /**
    * Whether the test means calls to be denied. Otherwise `stop()` fails on any call a function's synthesized

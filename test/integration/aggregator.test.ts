@@ -22,6 +22,7 @@ import { documentClient } from '../../lambdas/aws-clients';
 import type { FoldResult } from '../../lambdas/core/fold';
 import type { SubtaskStatus } from '../../lambdas/core/subtask-status';
 import { subtaskShard, type TaskRecord } from '../../lambdas/core/task';
+import { shardOf } from '../../lambdas/core/write-shards';
 import type { Log } from '../../lambdas/log';
 import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { EVENTS } from '../../lambdas/service-settings';
@@ -121,7 +122,11 @@ function finished(ids: readonly string[], succeeded = 10): SubtaskStatus[] {
 }
 
 /** A store that runs `stage` once, just before the fold's first call of `method`: a race at an exact point. */
-function storeWith(method: 'readShard' | 'writeFold', stage: (read: TaskRecord) => Promise<void>): TaskStore {
+function storeWith(
+  method: 'readShard' | 'writeFold',
+  stage: (read: TaskRecord) => Promise<void>,
+  db: DynamoDBDocumentClient = documentClient(table.client),
+): TaskStore {
   let staged = false;
   const before = async (read: TaskRecord) => {
     if (staged) return;
@@ -138,7 +143,7 @@ function storeWith(method: 'readShard' | 'writeFold', stage: (read: TaskRecord) 
       return super.writeFold(read, result);
     }
   }
-  return new StagedStore(documentClient(table.client), table.tableName);
+  return new StagedStore(db, table.tableName);
 }
 
 /** A document client on DynamoDB Local whose calls `fault` may fail with an error instead of passing them on. */
@@ -411,7 +416,9 @@ describe('failures', () => {
       message: 'One or more parameter values were invalid',
       $metadata: { httpStatusCode: 400 },
     });
-    const faulty = faultyClient((command) => (command === 'Query' ? validation : undefined));
+    const faulty = faultyClient((command, input) =>
+      command === 'Query' && queriedPartition(input) === shardPartition(taskId, 0) ? validation : undefined,
+    );
     const { log, lines } = capturingLog();
 
     const first = await fold(records, new TaskStore(faulty.client, table.tableName), log);
@@ -458,6 +465,86 @@ describe('the task version', () => {
       in_flight: { attempted: 0 },
       task_output: { succeeded: 100 },
     });
+  });
+});
+
+describe('one refresh per task per batch', () => {
+  /** One subtask id in each of `shards` write shards: the first of `sub-NNNNN` that hashes there. */
+  function onePerShard(shards: number): string[] {
+    const ids = new Map<number, string>();
+    for (let n = 0; ids.size < shards; n++) {
+      const id = `sub-${String(n).padStart(5, '0')}`;
+      const shard = shardOf(id, shards);
+      if (!ids.has(shard)) ids.set(shard, id);
+    }
+    return [...ids.values()];
+  }
+
+  /** A document client on DynamoDB Local that counts the UpdateItem calls it sends for the item `key`. */
+  function countingUpdates(key: Record<string, string>) {
+    const client = dynamoClient();
+    let updates = 0;
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        // Before or after the document client's marshalling: a key attribute is `'x'` or `{ S: 'x' }`.
+        const sent = (args.input as { Key?: Record<string, unknown> }).Key ?? {};
+        const sameItem = Object.entries(key).every(([name, value]) => {
+          const attribute = sent[name];
+          return attribute === value || (attribute as { S?: unknown } | undefined)?.S === value;
+        });
+        if (context.commandName === 'UpdateItemCommand' && sameItem) updates++;
+        return next(args);
+      },
+      { step: 'initialize', name: 'countTaskUpdates' },
+    );
+    return { client: documentClient(client), updates: () => updates };
+  }
+
+  it('makes one task write attempt for a batch that touches 100 shards of one task, and the totals are exact', async () => {
+    const ids = onePerShard(100);
+    const taskId = uniqueName('hundred');
+    await table.store.initialize(initializeRequest(taskId, ids), T0, { writeShards: 100 });
+    await apply(taskId, finished(ids, 3));
+    const records = await tap.next(taskId);
+    const counting = countingUpdates(taskKey(taskId));
+
+    const { summary } = await fold(records, new TaskStore(counting.client, table.tableName));
+
+    const shardsTouched = new Set(
+      records
+        .filter((record) => record.eventName === 'MODIFY' && isSubtaskRecord(record))
+        .map((record) => record.dynamodb?.Keys?.pk?.S),
+    );
+    expect(shardsTouched.size).toBe(100);
+    expect(counting.updates()).toBe(1);
+    expect(summary).toMatchObject({ shardsFolded: 100, countersWritten: 100, tasksWritten: 1, retried: 0 });
+    expect(await task(taskId)).toMatchObject({
+      task_state: 'SUCCESS',
+      subtasks: { total: 100, succeeded: 100, failed: 0 },
+      task_output: { attempted: 300, succeeded: 300, failed: 0 },
+    });
+  });
+
+  it('takes newer totals already stored as done: no second attempt, no retry', async () => {
+    const taskId = await newTask(2, 'newer-totals');
+    await apply(taskId, finished(['sub-00000']));
+    const records = await tap.next(taskId);
+    // Another fold writes the same totals between this fold's read of the counters and its task write.
+    const counting = countingUpdates(taskKey(taskId));
+    const racing = storeWith(
+      'writeFold',
+      async () => {
+        await foldShard(table.store, taskId, 0, Date.now);
+      },
+      counting.client,
+    );
+
+    const { summary, resumeFrom } = await fold(records, racing);
+
+    expect(counting.updates()).toBe(1);
+    expect(resumeFrom).toBeUndefined();
+    expect(summary).toMatchObject({ tasksWritten: 0, retried: 0, skipped: 0 });
+    expect(await task(taskId)).toMatchObject({ subtasks: { succeeded: 1 }, version: 3 });
   });
 });
 

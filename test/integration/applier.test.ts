@@ -15,7 +15,7 @@ import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { STATUS_QUEUE } from '../../lambdas/service-settings';
 import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { taskKey } from '../../lambdas/store/task-items';
-import { TaskStore } from '../../lambdas/store/task-store';
+import { type ReadOptions, TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { capturingLog, SILENT_LOG } from '../support/applier-harness';
 import { type ApplierFixture, newApplierFixture, receiveAll, uniqueName } from '../support/aws';
@@ -257,6 +257,37 @@ describe('what cannot be applied', () => {
     expect((await folded(taskId)).task_state).toBe('SUCCESS');
   });
 
+  it('applies a status whose task is initialized again between the task read and the subtask read', async () => {
+    const taskId = await newTask(1);
+    const before = (await task(taskId)).generation;
+    let reinitialized = false;
+    class Reinitializing extends TaskStore {
+      override async getSubtasks(read: TaskRecord, ids: readonly string[], options?: ReadOptions) {
+        if (!reinitialized) {
+          reinitialized = true;
+          await documentClient(fixture.table.client).send(
+            new DeleteCommand({ TableName: fixture.table.tableName, Key: taskKey(taskId) }),
+          );
+          await fixture.table.store.initialize(initializeRequest(taskId, 1), T0);
+        }
+        return super.getSubtasks(read, ids, options);
+      }
+    }
+    const store = new Reinitializing(documentClient(fixture.table.client), fixture.table.tableName);
+    const body = messageBody(taskId, terminal('sub-00000', { succeeded: 4 }));
+
+    const result = await applyBatch([queueRecord(body, 1)], deps(SILENT_LOG, store));
+
+    const current = await task(taskId);
+    expect(reinitialized).toBe(true);
+    expect(current.generation).not.toBe(before);
+    expect(result).toMatchObject({ retry: [], summary: { applied: 1, deadLettered: 0 } });
+    expect(await subtask(taskId, 'sub-00000')).toMatchObject({
+      generation: current.generation,
+      status: { succeeded: 4, state: 'SUCCESS' },
+    });
+  });
+
   it('dead-letters UNKNOWN_SUBTASK at once for a subtask the task never had', async () => {
     const taskId = await newTask(1);
     const body = messageBody(taskId, terminal('not-a-subtask'));
@@ -360,6 +391,54 @@ describe('what cannot be applied', () => {
       attributes: expect.objectContaining({ messageId: record.messageId, taskId, subtaskId: 'sub-00000' }),
     });
     expect(await subtask(taskId, 'sub-00000')).toEqual(stored);
+  });
+});
+
+describe('eventually consistent reads', () => {
+  /**
+   * A store whose eventually consistent subtask reads answer what `stale` says, as a replica behind the
+   * latest writes would; DynamoDB Local's own are always fresh. Consistent reads pass through.
+   */
+  function staleStore(stale: (fresh: Map<string, SubtaskRecord>) => Map<string, SubtaskRecord>) {
+    const reads: boolean[] = [];
+    class StaleReplica extends TaskStore {
+      override async getSubtasks(read: TaskRecord, ids: readonly string[], options?: ReadOptions) {
+        const consistent = options?.consistent ?? true;
+        reads.push(consistent);
+        const found = await super.getSubtasks(read, ids, options);
+        return consistent ? found : stale(found);
+      }
+    }
+    return { store: new StaleReplica(documentClient(fixture.table.client), fixture.table.tableName), reads };
+  }
+
+  it('judges on an eventually consistent read; a stale version fails its condition and is applied after a consistent re-read', async () => {
+    const taskId = await newTask(1);
+    const older = await subtask(taskId, 'sub-00000');
+    await applyToTask(fixture.table.store, taskId, [
+      { subtaskId: 'sub-00000', status: status('sub-00000', { succeeded: 1, state: 'PROGRESS' }) },
+    ]);
+    const { store, reads } = staleStore(() => new Map([['sub-00000', older as SubtaskRecord]]));
+
+    const report = await applyToTask(store, taskId, [
+      { subtaskId: 'sub-00000', status: status('sub-00000', { succeeded: 2, state: 'PROGRESS' }) },
+    ]);
+
+    expect(reads).toEqual([false, true]);
+    expect(report).toMatchObject({ outcomes: [{ kind: 'applied' }], conflicts: 1, writes: 1 });
+    expect(await subtask(taskId, 'sub-00000')).toMatchObject({ version: 2, status: { succeeded: 2 } });
+  });
+
+  it('never dead-letters a subtask a stale read missed: the task, then its subtasks, are read again consistently', async () => {
+    const taskId = await newTask(1);
+    const { store, reads } = staleStore(() => new Map());
+    const body = messageBody(taskId, terminal('sub-00000'));
+
+    const result = await applyBatch([queueRecord(body, 1)], deps(SILENT_LOG, store));
+
+    expect(reads).toEqual([false, true]);
+    expect(result).toMatchObject({ retry: [], summary: { applied: 1, deadLettered: 0 } });
+    expect(await subtask(taskId, 'sub-00000')).toMatchObject({ version: 1, status: { state: 'SUCCESS' } });
   });
 });
 

@@ -85,8 +85,8 @@ const OPERATIONS = ['GetItem', 'BatchGetItem', 'PutItem', 'Query', 'UpdateItem']
 type Operation = (typeof OPERATIONS)[number];
 /** The calls the applier makes: the task, its subtasks, one conditional put per changed subtask. */
 const APPLIER_OPERATIONS: readonly Operation[] = ['GetItem', 'BatchGetItem', 'PutItem'];
-/** The calls a fold makes: the task, the shard's query, the counter put, the counters' batch read, the task update. */
-const FOLD_OPERATIONS: readonly Operation[] = ['GetItem', 'Query', 'PutItem', 'BatchGetItem', 'UpdateItem'];
+/** The calls a fold makes: the task, the shard's query, the counter put, the counters' query, the task update. */
+const FOLD_OPERATIONS: readonly Operation[] = ['GetItem', 'Query', 'PutItem', 'UpdateItem'];
 
 const FAULT_KINDS = [
   'Throttling',
@@ -541,8 +541,7 @@ const FOLD_SITES = [
   { kind: 'InternalServerError', operation: 'UpdateItem' },
   { kind: 'NetworkReset', operation: 'GetItem' },
   { kind: 'NetworkReset', operation: 'PutItem' },
-  { kind: 'ProvisionedThroughputExceeded', operation: 'BatchGetItem' },
-  { kind: 'UnprocessedKeys', operation: 'BatchGetItem' },
+  { kind: 'ProvisionedThroughputExceeded', operation: 'Query' },
   { kind: 'WriteAckLost', operation: 'PutItem' },
   { kind: 'WriteAckLost', operation: 'UpdateItem' },
   { kind: 'WriteAckLostRetryConflict', operation: 'PutItem' },
