@@ -98,7 +98,8 @@ async function sweepTask(
 ): Promise<void> {
   const { store } = deps;
   if (!task.ready) {
-    const giveUpAt = Date.parse(task.created_at) + SWEEPER.initializeGraceMinutes * MINUTE_MS;
+    // The grace runs from the initialization's last saved page (`updated_at`), not from its start.
+    const giveUpAt = Date.parse(task.updated_at) + SWEEPER.initializeGraceMinutes * MINUTE_MS;
     if (giveUpAt > nowMs) {
       await store.setDueAt(task, Math.ceil(giveUpAt / 1000));
     } else if (await store.endIncomplete(task, 'FAILURE', 'INITIALIZE_INCOMPLETE', nowMs)) {

@@ -58,6 +58,13 @@ async function folded(taskId: string): Promise<TaskRecord> {
   return task(taskId);
 }
 
+async function rawTaskItem(taskId: string): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await db.send(
+    new GetCommand({ TableName: table.tableName, Key: taskKey(taskId), ConsistentRead: true }),
+  );
+  return Item;
+}
+
 async function deleteTaskItem(taskId: string): Promise<void> {
   await db.send(new DeleteCommand({ TableName: table.tableName, Key: taskKey(taskId) }));
 }
@@ -208,6 +215,101 @@ describe('initialize', () => {
     expect(recorder.appliedWrites('subtask', taskId)).toHaveLength(30);
     expect(finished.task).toMatchObject({ ready: true, version: 2, write_shards: 2 });
     expect((await table.store.getSubtasks(finished.task, request.subtaskIds)).size).toBe(130);
+  });
+
+  it('stops within a page when its time runs out, and a resume writes only the subtasks not yet written', async () => {
+    const taskId = uniqueName('in-page');
+    const request = initializeRequest(taskId, 20);
+    let checks = 0;
+    recorder.clear();
+
+    // One check before the page, then one before each put: time runs out after seven puts.
+    const stopped = await table.store.initialize(request, T0, { withinTime: () => ++checks <= 8 });
+    const firstPuts = recorder.appliedWrites('subtask', taskId).length;
+    recorder.clear();
+    const finished = await table.store.initialize(request, T0);
+
+    expect(stopped.task).toMatchObject({ ready: false, init_written: 7 });
+    expect(firstPuts).toBe(7);
+    expect(
+      recorder
+        .appliedWrites('subtask', taskId)
+        .map((item) => String(item.subtask_id))
+        .sort(),
+    ).toEqual(request.subtaskIds.slice(7));
+    expect(finished.task.ready).toBe(true);
+  });
+
+  it('writes the counters once: a resume after a saved page puts none again', async () => {
+    const taskId = uniqueName('counters-once');
+    const request = initializeRequest(taskId, 30);
+    let pages = 0;
+    await table.store.initialize(request, T0, {
+      mayContinue: () => pages++ === 0,
+      pageSize: 10,
+      writeShards: 3,
+    });
+    recorder.clear();
+
+    const finished = await table.store.initialize(request, T0 + 1_000, { pageSize: 10 });
+
+    expect(recorder.writes.filter((write) => write.kind === 'counter')).toEqual([]);
+    expect(recorder.appliedWrites('subtask', taskId)).toHaveLength(20);
+    expect(finished.task).toMatchObject({ ready: true, write_shards: 3 });
+  });
+
+  it('moves an unfinished initialization’s due time a grace on from each page it saves', async () => {
+    const taskId = uniqueName('grace');
+    const request = initializeRequest(taskId, 30);
+    const onePage = () => {
+      let pages = 0;
+      return { mayContinue: () => pages++ === 0, pageSize: 10 };
+    };
+    const later = T0 + 10 * 60_000;
+    const grace = SWEEPER.initializeGraceMinutes * 60;
+
+    await table.store.initialize(request, T0, onePage());
+    const afterFirst = await rawTaskItem(taskId);
+    await table.store.initialize(request, later, onePage());
+    const afterSecond = await rawTaskItem(taskId);
+
+    expect(afterFirst).toMatchObject({ init_written: 10, due_at: Math.floor(T0 / 1000) + grace });
+    expect(afterSecond).toMatchObject({
+      init_written: 20,
+      due_at: Math.floor(later / 1000) + grace,
+      updated_at: new Date(later).toISOString(),
+      version: 1,
+    });
+  });
+
+  it('a ready write after the task ended INITIALIZE_INCOMPLETE changes nothing', async () => {
+    const taskId = uniqueName('ended-first');
+    const request = initializeRequest(taskId, 3);
+    const { task: stuck } = await table.store.initialize(request, T0, { mayContinue: () => false });
+    // The sweeper gives the task up between the resumer's last page and its ready write.
+    const client = documentClient(dynamoClient());
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (input.UpdateExpression?.includes('#ready = :true')) {
+          await table.store.endIncomplete(stuck, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'sweptBeforeReady' },
+    );
+    const resumer = new TaskStore(client, table.tableName);
+
+    const result = await resumer.initialize(request, T0 + 1_000);
+    const after = await task(taskId);
+
+    expect(result.task).toEqual(after);
+    expect(after).toMatchObject({
+      ready: false,
+      task_state: 'FAILURE',
+      end_reason: 'INITIALIZE_INCOMPLETE',
+      version: stuck.version + 1,
+    });
   });
 });
 
