@@ -44,4 +44,5 @@ export {
   type InitializeTaskRequest,
   InvalidInitializeRequestError,
   initializeTask,
+  TaskEndedError,
 } from './task-api';
