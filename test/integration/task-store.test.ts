@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -76,7 +77,8 @@ function describeRecord(record: DynamoDBRecord): string {
 
 /**
  * A document client whose subtask puts fail after the first `survivors`, as if the process initializing the task
- * died there; `landed()` waits for the puts it had already sent, which DynamoDB completes all the same.
+ * died there; `landed()` waits for the puts it had already sent, which DynamoDB completes all the same. Its
+ * transactions are canceled (as a throttled one is), so initialize puts subtasks one by one and dies among them.
  */
 function crashingClient(survivors: number) {
   const client = documentClient(dynamoClient());
@@ -84,7 +86,10 @@ function crashingClient(survivors: number) {
   const sent: Promise<unknown>[] = [];
   client.middlewareStack.add(
     (next) => async (args) => {
-      const input = args.input as { Item?: Record<string, unknown> };
+      const input = args.input as { Item?: Record<string, unknown>; TransactItems?: unknown[] };
+      if (input.TransactItems !== undefined) {
+        throw new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {} });
+      }
       const sk = input.Item?.[TABLE_KEYS.sortKey];
       const sortKey = typeof sk === 'string' ? sk : (sk as { S?: string } | undefined)?.S;
       if (sortKey?.startsWith('SUB#') && !written.has(sortKey)) {
@@ -219,25 +224,52 @@ describe('initialize', () => {
 
   it('stops within a page when its time runs out, and a resume writes only the subtasks not yet written', async () => {
     const taskId = uniqueName('in-page');
-    const request = initializeRequest(taskId, 20);
+    const request = initializeRequest(taskId, 250);
     let checks = 0;
     recorder.clear();
 
-    // One check before the page, then one before each put: time runs out after seven puts.
-    const stopped = await table.store.initialize(request, T0, { withinTime: () => ++checks <= 8 });
+    // One check before the page, then one before each write of up to 100 subtasks: time runs out after two.
+    const stopped = await table.store.initialize(request, T0, { withinTime: () => ++checks <= 3 });
     const firstPuts = recorder.appliedWrites('subtask', taskId).length;
     recorder.clear();
     const finished = await table.store.initialize(request, T0);
 
-    expect(stopped.task).toMatchObject({ ready: false, init_written: 7 });
-    expect(firstPuts).toBe(7);
+    expect(stopped.task).toMatchObject({ ready: false, init_written: 200 });
+    expect(firstPuts).toBe(200);
     expect(
       recorder
         .appliedWrites('subtask', taskId)
         .map((item) => String(item.subtask_id))
         .sort(),
-    ).toEqual(request.subtaskIds.slice(7));
+    ).toEqual(request.subtaskIds.slice(200));
     expect(finished.task.ready).toBe(true);
+  });
+
+  it('resumes over subtasks a killed request wrote but never saved: each put on its own, none written twice', async () => {
+    const taskId = uniqueName('unsaved');
+    const request = initializeRequest(taskId, 150);
+    // The request is killed after its puts landed, before it saved how far it got.
+    const killed = documentClient(dynamoClient());
+    killed.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (input.UpdateExpression?.includes('#init_written = :written')) throw new Error('killed');
+        return next(args);
+      },
+      { step: 'initialize', name: 'killedBeforeSave' },
+    );
+    await expect(new TaskStore(killed, table.tableName).initialize(request, T0)).rejects.toThrow('killed');
+    recorder.clear();
+
+    const finished = await table.store.initialize(request, T0 + 1_000);
+
+    const attempts = recorder.writes.filter((write) => write.kind === 'subtask');
+    expect(attempts).toHaveLength(150);
+    expect(attempts.filter((write) => write.applied)).toEqual([]);
+    expect(finished.task).toMatchObject({ ready: true, init_written: 150 });
+    const subtasks = await table.store.getSubtasks(finished.task, request.subtaskIds);
+    expect([...subtasks.values()].every((subtask) => subtask.version === 0)).toBe(true);
+    expect(subtasks.size).toBe(150);
   });
 
   it('writes the counters once: a resume after a saved page puts none again', async () => {
