@@ -211,9 +211,28 @@ function sha256(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('base64url');
 }
 
+/** Ids hashed per this many, so that a million ids never become one string. */
+const DIGEST_CHUNK = 10_000;
+
+/** SHA-256 of the ids as one JSON array, hashed a chunk at a time. */
+function idsDigest(ids: readonly string[]): string {
+  const hash = createHash('sha256').update('[');
+  for (let start = 0; start < ids.length; start += DIGEST_CHUNK) {
+    const chunk = JSON.stringify(ids.slice(start, start + DIGEST_CHUNK)).slice(1, -1);
+    hash.update(start === 0 ? chunk : `,${chunk}`);
+  }
+  return hash.update(']').digest('base64url');
+}
+
+/** `ids` in id order: the array itself when it already is (numbered ids are), else a sorted copy. */
+function inIdOrder(ids: readonly string[]): readonly string[] {
+  const sorted = ids.every((id, index) => index === 0 || (ids[index - 1] as string) <= id);
+  return sorted ? ids : [...ids].sort();
+}
+
 /** Same subtask set, whatever the order. */
 export function subtaskDigest(subtaskIds: readonly string[]): string {
-  return sha256([...subtaskIds].sort());
+  return idsDigest(inIdOrder(subtaskIds));
 }
 
 /** The options as stored; absent ones are left out, so two requests that omit them compare equal. */
@@ -254,11 +273,11 @@ export function checkRequest(request: InitializeRequest): CheckedRequest {
   const bad = request.subtaskIds.find((id) => !isValidId(id));
   if (bad !== undefined) reject(`Bad subtask id '${bad}'`);
   // Sorted, duplicates are neighbours: no set of a million ids is needed to find them.
-  const orderedIds = [...request.subtaskIds].sort();
+  const orderedIds = inIdOrder(request.subtaskIds);
   if (orderedIds.some((id, index) => index > 0 && orderedIds[index - 1] === id)) {
     reject('Subtask ids must be unique');
   }
-  const subtasks = sha256(orderedIds);
+  const subtasks = idsDigest(orderedIds);
   return { request, orderedIds, subtaskDigest: subtasks, digest: initializationDigest(request, subtasks) };
 }
 

@@ -1,6 +1,8 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidInitializeRequestError } from '../../lambdas/core/errors';
+import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 import { createSubtaskStatus } from '../../lambdas/core/subtask-status';
 import {
   differingFields,
@@ -360,5 +362,29 @@ describe('differingFields', () => {
     const { task } = initializeTask(request, T0, GENERATION);
 
     expect(differingFields(task, { ...request, subtaskTimeoutSeconds: 60 })).toEqual(['options']);
+  });
+});
+
+describe('subtaskDigest', () => {
+  const wholeDigest = (ids: readonly string[]) =>
+    createHash('sha256')
+      .update(JSON.stringify([...ids].sort()))
+      .digest('base64url');
+
+  it('is the SHA-256 of the sorted ids as one JSON array', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,12}$/)), (ids) => {
+        expect(subtaskDigest(ids)).toBe(wholeDigest(ids));
+      }),
+    );
+  });
+
+  it('is the same for ids hashed over several chunks, in id order or not', () => {
+    const ids = numberedSubtaskIds(25_000);
+
+    expect([subtaskDigest(ids), subtaskDigest([...ids].reverse())]).toEqual([
+      wholeDigest(ids),
+      wholeDigest(ids),
+    ]);
   });
 });
