@@ -44,6 +44,7 @@ export {
   type InitializeTaskOptions,
   type InitializeTaskRequest,
   initializeTask,
+  TaskEndedError,
 } from './task-api';
 export {
   LIST_STATES,

@@ -59,8 +59,27 @@ export interface InitializedTask {
   readonly created: boolean;
   /** PUT requests made, 202s included (retries of a failed request not counted). */
   readonly requests: number;
-  /** The task as the last answer showed it: ready, `PROGRESS` (or already ended, for an old task). */
+  /** The task as the last answer showed it: ready and `PROGRESS` (an ended one throws `TaskEndedError`). */
   readonly progress: Progress;
+}
+
+/**
+ * The PUT found the task already ended (e.g. `FAILURE` with `INITIALIZE_INCOMPLETE`, or `CANCELED`): its subtasks
+ * will not be counted, so workers must not be started for it. `progress` is the task as the API showed it.
+ */
+export class TaskEndedError extends SubtaskProgressClientError {
+  readonly state: Progress['task_state'];
+  readonly reason: string | undefined;
+
+  constructor(readonly progress: Progress) {
+    const reason = progress.end_reason === undefined ? '' : ` (${progress.end_reason})`;
+    super(
+      `Task '${progress.task_id}' has already ended ${progress.task_state}${reason}: its subtasks will not be ` +
+        'counted; initialize the job under a new task id',
+    );
+    this.state = progress.task_state;
+    this.reason = progress.end_reason;
+  }
 }
 
 const DEFAULT_MAX_REQUESTS = 1_000;
@@ -126,7 +145,8 @@ async function sendIdempotent(
  * the PUT while the API answers 202 (a fan-out too large for one request) until the task is ready. Running it
  * again with the same request changes nothing; another request under the same id throws `InitializeConflictError`
  * naming the fields that differ, a malformed one `InvalidInitializeRequestError` (both with the API's message);
- * any other error answer `ProgressApiError`.
+ * a task that has already ended (say, given up before its initialization finished) `TaskEndedError`; any other
+ * error answer `ProgressApiError`.
  */
 export async function initializeTask(
   request: InitializeTaskRequest,
@@ -140,12 +160,12 @@ export async function initializeTask(
     const response = await sendIdempotent({ method: 'PUT', path: taskPath(request.taskId), body }, options);
     switch (response.status) {
       case 200:
-      case 201:
-        return {
-          created: created ?? response.status === 201,
-          requests,
-          progress: parseBody(progressSchema, response, 'a task progress'),
-        };
+      case 201: {
+        const progress = parseBody(progressSchema, response, 'a task progress');
+        // A repeat of an old request answers 200 with the task as it is: an ended one is no initialization.
+        if (progress.task_state !== 'PROGRESS') throw new TaskEndedError(progress);
+        return { created: created ?? response.status === 201, requests, progress };
+      }
       case 202:
         created ??= true;
         // The API asks for a pause between pages; it also lets a concurrent resumer finish its page.

@@ -40,6 +40,24 @@ const bodySchema = z
     path: ['prefix'],
   });
 
+/**
+ * The numbered ids a warm function made last. A large fan-out's resumes repeat the same count and prefix, and
+ * each made a million fresh strings (~40 MB) while the last request's still waited for a full collection: at
+ * 256 MB, that garbage was what pushed the process towards its limit.
+ */
+let lastNumbered: {
+  readonly count: number;
+  readonly prefix: string | undefined;
+  readonly ids: readonly string[];
+} = { count: 0, prefix: undefined, ids: [] };
+
+function numberedIds(count: number, prefix: string | undefined): readonly string[] {
+  if (lastNumbered.count !== count || lastNumbered.prefix !== prefix) {
+    lastNumbered = { count, prefix, ids: numberedSubtaskIds(count, prefix) };
+  }
+  return lastNumbered.ids;
+}
+
 export class InvalidBodyError extends Error {
   constructor(message: string) {
     super(message);
@@ -72,7 +90,7 @@ export function parseInitializeBody(taskId: string, body: string | undefined): I
     ...(value.group === undefined ? {} : { group: value.group }),
     actionName: value.action_name,
     total: value.total,
-    subtaskIds: value.subtask_ids ?? numberedSubtaskIds(value.subtask_count ?? 0, value.prefix),
+    subtaskIds: value.subtask_ids ?? numberedIds(value.subtask_count ?? 0, value.prefix),
     ...(value.tolerated_failure_percentage === undefined
       ? {}
       : { toleratedFailurePercentage: value.tolerated_failure_percentage }),

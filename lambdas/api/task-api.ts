@@ -163,7 +163,7 @@ export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependen
     const started = Date.now();
     const remaining = () => context?.getRemainingTimeInMillis() ?? REQUEST_TIME_MS - (Date.now() - started);
     const { task, created } = await store.initialize(request, now(), {
-      mayContinue: () => remaining() > INITIALIZE_RESERVE_MS,
+      withinTime: () => remaining() > INITIALIZE_RESERVE_MS,
     });
     // Not ready yet: too many subtasks for one request. The same PUT again carries on where this one stopped.
     if (!task.ready && task.task_state === 'PROGRESS') return progress(202, task, { 'retry-after': '1' });

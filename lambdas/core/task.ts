@@ -176,10 +176,12 @@ export function toBasisPoints(percentage: number): number | undefined {
   return TWO_DECIMALS.test(String(percentage)) ? Math.round(percentage * 100) : undefined;
 }
 
-function validate(request: InitializeRequest, nowMs: number): void {
-  const reject = (message: string): never => {
-    throw new InvalidInitializeRequestError(message);
-  };
+const reject = (message: string): never => {
+  throw new InvalidInitializeRequestError(message);
+};
+
+/** The rules that hold whenever they are checked: ids, names, counts, option formats. */
+function validateShape(request: InitializeRequest): void {
   if (!isValidId(request.taskId)) reject(`Bad task id '${request.taskId}'`);
   if (request.group !== undefined && !GROUP_PATTERN.test(request.group))
     reject(`Bad group '${request.group}'`);
@@ -187,10 +189,6 @@ function validate(request: InitializeRequest, nowMs: number): void {
     reject('action_name must be 1-256 characters');
   if (!Number.isSafeInteger(request.total) || request.total < 0)
     reject('total must be a non-negative integer');
-  if (request.subtaskIds.length === 0) reject('A task needs at least one subtask');
-  const bad = request.subtaskIds.find((id) => !isValidId(id));
-  if (bad !== undefined) reject(`Bad subtask id '${bad}'`);
-  if (new Set(request.subtaskIds).size !== request.subtaskIds.length) reject('Subtask ids must be unique');
   const tolerated = request.toleratedFailurePercentage;
   if (tolerated !== undefined && toBasisPoints(tolerated) === undefined) {
     reject('tolerated_failure_percentage must be a number from 0 to 100 with at most two decimals');
@@ -202,17 +200,27 @@ function validate(request: InitializeRequest, nowMs: number): void {
   ) {
     reject(`subtask_timeout_seconds must be a whole number from 1 to ${MAX_TIMEOUT_SECONDS}`);
   }
-  const deadlineMs = request.deadline === undefined ? undefined : Date.parse(request.deadline);
-  if (deadlineMs !== undefined && !(Number.isFinite(deadlineMs) && deadlineMs > nowMs)) {
+  if (request.deadline !== undefined && !Number.isFinite(Date.parse(request.deadline))) {
     reject('deadline must be an ISO 8601 time in the future');
   }
   const ttlDays = request.ttlDays;
-  if (ttlDays !== undefined) {
-    if (!(Number.isSafeInteger(ttlDays) && ttlDays > 0 && ttlDays <= MAX_TTL_DAYS))
-      reject(`ttl_days must be a whole number from 1 to ${MAX_TTL_DAYS}`);
+  if (ttlDays !== undefined && !(Number.isSafeInteger(ttlDays) && ttlDays > 0 && ttlDays <= MAX_TTL_DAYS)) {
+    reject(`ttl_days must be a whole number from 1 to ${MAX_TTL_DAYS}`);
+  }
+}
+
+/**
+ * The rules that depend on the clock, checked only when a task is created: the same request again after its
+ * deadline is the task it created then, and answers as it did.
+ */
+function validateTiming(request: InitializeRequest, nowMs: number): void {
+  const deadlineMs = request.deadline === undefined ? undefined : Date.parse(request.deadline);
+  if (deadlineMs !== undefined && deadlineMs <= nowMs)
+    reject('deadline must be an ISO 8601 time in the future');
+  if (request.ttlDays !== undefined) {
     // Records must outlive every status still queued for them, or a late status would find no subtask.
     const mustOutlive = (deadlineMs ?? nowMs) + (STATUS_QUEUE.retentionDays + 1) * DAY_SECONDS * 1000;
-    if (nowMs + ttlDays * DAY_SECONDS * 1000 < mustOutlive) {
+    if (nowMs + request.ttlDays * DAY_SECONDS * 1000 < mustOutlive) {
       reject(
         `ttl_days must keep the task until its deadline plus the queue's ${STATUS_QUEUE.retentionDays}-day ` +
           'retention plus a day',
@@ -225,9 +233,28 @@ function sha256(value: unknown): string {
   return createHash('sha256').update(JSON.stringify(value)).digest('base64url');
 }
 
+/** Ids hashed per this many, so that a million ids never become one string. */
+const DIGEST_CHUNK = 10_000;
+
+/** SHA-256 of the ids as one JSON array, hashed a chunk at a time. */
+function idsDigest(ids: readonly string[]): string {
+  const hash = createHash('sha256').update('[');
+  for (let start = 0; start < ids.length; start += DIGEST_CHUNK) {
+    const chunk = JSON.stringify(ids.slice(start, start + DIGEST_CHUNK)).slice(1, -1);
+    hash.update(start === 0 ? chunk : `,${chunk}`);
+  }
+  return hash.update(']').digest('base64url');
+}
+
+/** `ids` in id order: the array itself when it already is (numbered ids are), else a sorted copy. */
+function inIdOrder(ids: readonly string[]): readonly string[] {
+  const sorted = ids.every((id, index) => index === 0 || (ids[index - 1] as string) <= id);
+  return sorted ? ids : [...ids].sort();
+}
+
 /** Same subtask set, whatever the order. */
 export function subtaskDigest(subtaskIds: readonly string[]): string {
-  return sha256([...subtaskIds].sort());
+  return idsDigest(inIdOrder(subtaskIds));
 }
 
 /** The options as stored; absent ones are left out, so two requests that omit them compare equal. */
@@ -243,54 +270,86 @@ export function taskOptions(request: InitializeRequest): TaskOptions {
 }
 
 /** Same digest = same job: subtask set (order-free), action, item total and options. */
-export function initializationDigest(request: InitializeRequest): string {
-  return sha256([
-    subtaskDigest(request.subtaskIds),
-    request.actionName,
-    request.total,
-    taskOptions(request),
-    request.ttlDays ?? null,
-  ]);
+export function initializationDigest(
+  request: InitializeRequest,
+  subtasks: string = subtaskDigest(request.subtaskIds),
+): string {
+  const parts = [subtasks, request.actionName, request.total, taskOptions(request), request.ttlDays ?? null];
+  // Appended only when given, so the digest of a request without a group is what it was before groups.
+  return sha256(request.group === undefined ? parts : [...parts, request.group]);
+}
+
+/**
+ * A request whose clock-free rules hold, with its subtask ids in id order: the order initialize writes them in,
+ * so that a repeat listing the same set in another order resumes alike. Built once per request.
+ */
+export interface CheckedRequest {
+  readonly request: InitializeRequest;
+  readonly orderedIds: readonly string[];
+  readonly subtaskDigest: string;
+  readonly digest: string;
+}
+
+/** Checks `request`'s clock-free rules; throws `InvalidInitializeRequestError` naming the first that fails. */
+export function checkRequest(request: InitializeRequest): CheckedRequest {
+  validateShape(request);
+  if (request.subtaskIds.length === 0) reject('A task needs at least one subtask');
+  const bad = request.subtaskIds.find((id) => !isValidId(id));
+  if (bad !== undefined) reject(`Bad subtask id '${bad}'`);
+  // Sorted, duplicates are neighbours: no set of a million ids is needed to find them.
+  const orderedIds = inIdOrder(request.subtaskIds);
+  if (orderedIds.some((id, index) => index > 0 && orderedIds[index - 1] === id)) {
+    reject('Subtask ids must be unique');
+  }
+  const subtasks = idsDigest(orderedIds);
+  return { request, orderedIds, subtaskDigest: subtasks, digest: initializationDigest(request, subtasks) };
+}
+
+/** Equal option by option: a map read back from the table may list its keys in another order. */
+function sameOptions(stored: TaskOptions, requested: TaskOptions): boolean {
+  const names = new Set([...Object.keys(stored), ...Object.keys(requested)]) as Set<keyof TaskOptions>;
+  return [...names].every((name) => stored[name] === requested[name]);
 }
 
 /** The fields in which `request` differs from the stored task, named as the HTTP API names them. */
-export function differingFields(task: TaskRecord, request: InitializeRequest): string[] {
+export function differingFields(
+  task: TaskRecord,
+  request: InitializeRequest,
+  checked: Pick<CheckedRequest, 'subtaskDigest' | 'digest'> = checkRequest(request),
+): string[] {
+  if (task.digest === checked.digest) return [];
   const fields: string[] = [];
   if (task.task_output.total !== request.total) fields.push('total');
   if (task.task_output.action_name !== request.actionName) fields.push('action_name');
-  if (task.subtask_digest !== subtaskDigest(request.subtaskIds)) fields.push('subtask set');
+  if (task.subtask_digest !== checked.subtaskDigest) fields.push('subtask set');
   if (task.group !== request.group) fields.push('group');
-  if (sha256(task.options) !== sha256(taskOptions(request))) fields.push('options');
-  if (fields.length === 0 && task.digest !== initializationDigest(request)) fields.push('ttl_days');
+  if (!sameOptions(task.options, taskOptions(request))) fields.push('options');
+  if (fields.length === 0) fields.push('ttl_days');
   return fields;
 }
 
 /**
- * The records a new task starts with (`initialize_subtask_info`): the task `PROGRESS`, not yet ready, with zero
- * counts; a zero counter per write shard; every subtask `QUEUING` at version 0, stamped with `generation`.
- * `writeShards` is frozen with the task: a resumed initialization passes the stored task's.
- * Throws `InvalidInitializeRequestError` for a request that can never succeed.
+ * The task record a new task starts with (`initialize_subtask_info`): `PROGRESS`, not ready, zero counts, a
+ * fresh `generation` and `writeShards` frozen with it. Throws `InvalidInitializeRequestError` when the clock
+ * rules fail now (a deadline past, a TTL too short).
  */
-export function initializeTask(
-  request: InitializeRequest,
+export function newTaskRecord(
+  { request, orderedIds, subtaskDigest: subtasks, digest }: CheckedRequest,
   nowMs: number,
   generation: string,
-  writeShards: number = writeShardCount(request.subtaskIds.length),
-): InitializedTask {
-  validate(request, nowMs);
+  writeShards: number = writeShardCount(orderedIds.length),
+): TaskRecord {
+  validateTiming(request, nowMs);
   if (!Number.isInteger(writeShards) || writeShards < 1) {
     throw new RangeError(`A task needs a whole number of write shards, at least 1: ${writeShards}`);
   }
   const now = new Date(nowMs).toISOString();
-  const expiresAt =
-    request.ttlDays === undefined ? undefined : Math.floor(nowMs / 1000) + request.ttlDays * DAY_SECONDS;
-  const ttl = expiresAt === undefined ? {} : { expires_at: expiresAt };
-  const task: TaskRecord = {
+  return {
     task_id: request.taskId,
     ...(request.group === undefined ? {} : { group: request.group }),
     generation,
-    digest: initializationDigest(request),
-    subtask_digest: subtaskDigest(request.subtaskIds),
+    digest,
+    subtask_digest: subtasks,
     ready: false,
     version: 1,
     task_state: 'PROGRESS',
@@ -302,43 +361,78 @@ export function initializeTask(
       start_time: nowMs / 1000,
     },
     in_flight: ZERO_COUNTS,
-    subtasks: { total: request.subtaskIds.length, succeeded: 0, failed: 0 },
+    subtasks: { total: orderedIds.length, succeeded: 0, failed: 0 },
     write_shards: writeShards,
-    shard_sizes: shardSizes(request.subtaskIds, writeShards),
+    shard_sizes: shardSizes(orderedIds, writeShards),
     counters_vsum: 0,
     options: taskOptions(request),
     created_at: now,
     updated_at: now,
-    ...ttl,
+    ...(request.ttlDays === undefined
+      ? {}
+      : { expires_at: Math.floor(nowMs / 1000) + request.ttlDays * DAY_SECONDS }),
   };
-  const counters = task.shard_sizes.map(
+}
+
+function ttlOf(task: TaskRecord): { expires_at?: number } {
+  return task.expires_at === undefined ? {} : { expires_at: task.expires_at };
+}
+
+/** A zero counter per write shard of `task`, of its generation, with vsum 0, changed last at `createdMs`. */
+export function initialCounters(task: TaskRecord, createdMs: number): ShardCounter[] {
+  return task.shard_sizes.map(
     (_, shard): ShardCounter => ({
-      task_id: request.taskId,
+      task_id: task.task_id,
       shard,
-      generation,
+      generation: task.generation,
       counts: ZERO_COUNTS,
       subtasks_succeeded: 0,
       subtasks_failed: 0,
       done: 0,
       lost: 0,
       in_flight: ZERO_COUNTS,
-      latest_change_ms: nowMs,
+      latest_change_ms: createdMs,
       vsum: 0,
-      ...ttl,
+      ...ttlOf(task),
     }),
   );
-  const subtasks = request.subtaskIds.map(
+}
+
+/**
+ * One `QUEUING` zero-count record at version 0 per id, stamped with the task's generation, creation time and TTL:
+ * the same records whichever request writes them, so a page can be built when it is written.
+ */
+export function queuedSubtasks(task: TaskRecord, subtaskIds: readonly string[]): SubtaskRecord[] {
+  return subtaskIds.map(
     (subtaskId): SubtaskRecord => ({
-      task_id: request.taskId,
+      task_id: task.task_id,
       subtask_id: subtaskId,
       status: createSubtaskStatus(subtaskId),
       version: 0,
-      generation,
-      updated_at: now,
-      ...ttl,
+      generation: task.generation,
+      updated_at: task.created_at,
+      ...ttlOf(task),
     }),
   );
-  return { task, counters, subtasks };
+}
+
+/**
+ * Every record a new task starts with: the task, a zero counter per write shard, every subtask `QUEUING` in
+ * request order. `writeShards` is frozen with the task. Throws `InvalidInitializeRequestError` for a request
+ * that can never succeed.
+ */
+export function initializeTask(
+  request: InitializeRequest,
+  nowMs: number,
+  generation: string,
+  writeShards?: number,
+): InitializedTask {
+  const task = newTaskRecord(checkRequest(request), nowMs, generation, writeShards);
+  return {
+    task,
+    counters: initialCounters(task, nowMs),
+    subtasks: queuedSubtasks(task, request.subtaskIds),
+  };
 }
 
 export function subtaskShard(task: TaskRecord, subtaskId: string): number {

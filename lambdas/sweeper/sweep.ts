@@ -94,7 +94,8 @@ async function sweepEnded(run: Sweep, task: TaskRecord): Promise<void> {
 
 async function sweepIncomplete(run: Sweep, task: TaskRecord): Promise<void> {
   const { store } = run.deps;
-  const giveUpAt = Date.parse(task.created_at) + SWEEPER.initializeGraceMinutes * MINUTE_MS;
+  // The grace runs from the initialization's last saved page (`updated_at`), not from its start.
+  const giveUpAt = Date.parse(task.updated_at) + SWEEPER.initializeGraceMinutes * MINUTE_MS;
   if (giveUpAt > run.nowMs) await store.setDueAt(task, Math.ceil(giveUpAt / 1000));
   else if (await store.endIncomplete(task, 'FAILURE', 'INITIALIZE_INCOMPLETE', run.nowMs)) {
     run.counts.tasksEndedIncomplete++;

@@ -15,23 +15,15 @@ import {
 import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import type { ServiceEvent } from '../../lambdas/core/events';
-import type { EventPublisher } from '../../lambdas/events/event-publisher';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { type Denial, type RunningIamGateway, startIamGateway } from '../../local/iam-gateway';
 import { policyStatementSchema } from '../../local/iam-policy';
 import { ACCOUNT_ID } from '../../local/lambda-invocation';
 import { newStatusQueues, newTaskTable, type TestQueues, type TestTable } from '../support/aws';
+import { RecordingPublisher } from '../support/recording-publisher';
 
 const arn = (table: string) => `arn:aws:dynamodb:${LOCAL_REGION}:${ACCOUNT_ID}:table/${table}`;
 const queueArn = (url: string) => `arn:aws:sqs:${LOCAL_REGION}:${ACCOUNT_ID}:${url.split('/').pop()}`;
-
-class RecordingPublisher implements EventPublisher {
-  readonly published: ServiceEvent[] = [];
-  async publish(events: readonly ServiceEvent[]): Promise<void> {
-    this.published.push(...events);
-  }
-}
 
 let granted: TestTable;
 let other: TestTable;

@@ -165,6 +165,31 @@ describe('initializations and idle tasks', () => {
     ]);
   });
 
+  it('never ends an initialization still advancing: the grace runs from its last saved page', async () => {
+    const scene = await newScene();
+    const taskId = uniqueName('advancing');
+    const request = initializeRequest(taskId, 30);
+    const onePage = () => {
+      let pages = 0;
+      return { mayContinue: () => pages++ === 0, pageSize: 10 };
+    };
+    const lastPage = T0 + 10 * MINUTE;
+    await scene.table.store.initialize(request, T0, onePage());
+    await scene.table.store.initialize(request, lastPage, onePage());
+
+    scene.clock = T0 + SWEEPER.initializeGraceMinutes * MINUTE;
+    const graceAfterStart = await runSweep(scene);
+    scene.clock = lastPage + SWEEPER.initializeGraceMinutes * MINUTE;
+    const graceAfterLastPage = await runSweep(scene);
+
+    expect(graceAfterStart.tasksEndedIncomplete).toBe(0);
+    expect(graceAfterLastPage).toMatchObject({ tasksDue: 1, tasksEndedIncomplete: 1 });
+    expect(await task(scene, taskId)).toMatchObject({
+      task_state: 'FAILURE',
+      end_reason: 'INITIALIZE_INCOMPLETE',
+    });
+  });
+
   it('recounts an idle task whose stream records were lost, and the recount ends it', async () => {
     const scene = await newScene();
     const taskId = uniqueName('idle');

@@ -89,6 +89,10 @@ const put = (taskId: string, payload: unknown, remainingMs = 30_000) =>
     lambdaContext(remainingMs),
   );
 
+function pick<T extends object, K extends keyof T>(value: T, ...keys: K[]): Pick<T, K> {
+  return Object.fromEntries(keys.map((key) => [key, value[key]])) as Pick<T, K>;
+}
+
 const cancel = (taskId: string) => api(apiEvent({ routeKey: ROUTES.cancel, taskId }));
 
 describe('GET /tasks/{task_id}', () => {
@@ -411,6 +415,75 @@ describe('PUT /tasks/{task_id}', () => {
     expect(carriedOn.statusCode).toBe(200);
     expect(body(carriedOn)).toMatchObject({ version: 2, generation: body(started).generation });
     expect((await stored(taskId)).ready).toBe(true);
+  });
+
+  /** The README's `job-3`: three options, which DynamoDB may hand back in another key order than they went in. */
+  const job3 = {
+    action_name: 'emailed',
+    total: 1_000_000,
+    subtask_count: 10_000,
+    prefix: 'batch',
+    tolerated_failure_percentage: 2.5,
+    subtask_timeout_seconds: 3600,
+    deadline: '2030-01-01T00:00:00Z',
+  };
+
+  it("answers 201, then 200 with the same task, to the README's job-3 request sent twice", async () => {
+    const taskId = uniqueName('job-3');
+
+    const first = await put(taskId, job3);
+    const again = await put(taskId, job3);
+
+    expect(first.statusCode).toBe(201);
+    expect(again.statusCode).toBe(200);
+    expect(body(again)).toEqual(body(first));
+    expect((await stored(taskId)).subtasks.total).toBe(10_000);
+  });
+
+  it('carries a 202 fan-out with three options on to 200 with the same PUT', async () => {
+    const taskId = uniqueName('put-options');
+    const request = {
+      ...job,
+      ...pick(job3, 'tolerated_failure_percentage', 'subtask_timeout_seconds', 'deadline'),
+    };
+
+    const started = await put(taskId, request, 5_000);
+    const carriedOn = await put(taskId, request);
+    const repeated = await put(taskId, request);
+
+    expect([started.statusCode, carriedOn.statusCode, repeated.statusCode]).toEqual([202, 200, 200]);
+    expect(await stored(taskId)).toMatchObject({
+      ready: true,
+      generation: body(started).generation,
+      options: {
+        tolerated_failure_bp: 250,
+        subtask_timeout_seconds: 3600,
+        deadline_ms: Date.parse(job3.deadline),
+      },
+    });
+  });
+
+  it('answers the same PUT after its deadline as before it: a resume carries on, a repeat is 200', async () => {
+    let clock = T0;
+    const clocked = createTaskApi({ store: table.store, logger, now: () => clock });
+    const putAt = (taskId: string, payload: unknown, remainingMs = 30_000) =>
+      clocked(
+        apiEvent({ routeKey: ROUTES.initialize, taskId, body: JSON.stringify(payload) }),
+        lambdaContext(remainingMs),
+      );
+    const request = { ...job, deadline: new Date(T0 + 60_000).toISOString() };
+    const [resumed, repeated] = [uniqueName('put-late'), uniqueName('put-late')];
+    const beforeDeadline = [await putAt(resumed, request, 5_000), await putAt(repeated, request)];
+
+    clock = T0 + 120_000;
+    const afterDeadline = [await putAt(resumed, request), await putAt(repeated, request)];
+    const newTaskAfterDeadline = await putAt(uniqueName('put-late'), request);
+
+    expect(beforeDeadline.map((result) => result.statusCode)).toEqual([202, 201]);
+    expect(afterDeadline.map((result) => result.statusCode)).toEqual([200, 200]);
+    expect(body(afterDeadline[1] as Result)).toEqual(body(beforeDeadline[1] as Result));
+    expect((await stored(resumed)).ready).toBe(true);
+    expect(newTaskAfterDeadline.statusCode).toBe(400);
   });
 });
 

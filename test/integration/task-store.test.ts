@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import type { DynamoDBRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,6 +59,13 @@ async function folded(taskId: string): Promise<TaskRecord> {
   return task(taskId);
 }
 
+async function rawTaskItem(taskId: string): Promise<Record<string, unknown> | undefined> {
+  const { Item } = await db.send(
+    new GetCommand({ TableName: table.tableName, Key: taskKey(taskId), ConsistentRead: true }),
+  );
+  return Item;
+}
+
 async function deleteTaskItem(taskId: string): Promise<void> {
   await db.send(new DeleteCommand({ TableName: table.tableName, Key: taskKey(taskId) }));
 }
@@ -69,7 +77,8 @@ function describeRecord(record: DynamoDBRecord): string {
 
 /**
  * A document client whose subtask puts fail after the first `survivors`, as if the process initializing the task
- * died there; `landed()` waits for the puts it had already sent, which DynamoDB completes all the same.
+ * died there; `landed()` waits for the puts it had already sent, which DynamoDB completes all the same. Its
+ * transactions are canceled (as a throttled one is), so initialize puts subtasks one by one and dies among them.
  */
 function crashingClient(survivors: number) {
   const client = documentClient(dynamoClient());
@@ -77,7 +86,10 @@ function crashingClient(survivors: number) {
   const sent: Promise<unknown>[] = [];
   client.middlewareStack.add(
     (next) => async (args) => {
-      const input = args.input as { Item?: Record<string, unknown> };
+      const input = args.input as { Item?: Record<string, unknown>; TransactItems?: unknown[] };
+      if (input.TransactItems !== undefined) {
+        throw new TransactionCanceledException({ message: 'Transaction cancelled', $metadata: {} });
+      }
       const sk = input.Item?.[TABLE_KEYS.sortKey];
       const sortKey = typeof sk === 'string' ? sk : (sk as { S?: string } | undefined)?.S;
       if (sortKey?.startsWith('SUB#') && !written.has(sortKey)) {
@@ -208,6 +220,128 @@ describe('initialize', () => {
     expect(recorder.appliedWrites('subtask', taskId)).toHaveLength(30);
     expect(finished.task).toMatchObject({ ready: true, version: 2, write_shards: 2 });
     expect((await table.store.getSubtasks(finished.task, request.subtaskIds)).size).toBe(130);
+  });
+
+  it('stops within a page when its time runs out, and a resume writes only the subtasks not yet written', async () => {
+    const taskId = uniqueName('in-page');
+    const request = initializeRequest(taskId, 250);
+    let checks = 0;
+    recorder.clear();
+
+    // One check before the page, then one before each write of up to 100 subtasks: time runs out after two.
+    const stopped = await table.store.initialize(request, T0, { withinTime: () => ++checks <= 3 });
+    const firstPuts = recorder.appliedWrites('subtask', taskId).length;
+    recorder.clear();
+    const finished = await table.store.initialize(request, T0);
+
+    expect(stopped.task).toMatchObject({ ready: false, init_written: 200 });
+    expect(firstPuts).toBe(200);
+    expect(
+      recorder
+        .appliedWrites('subtask', taskId)
+        .map((item) => String(item.subtask_id))
+        .sort(),
+    ).toEqual(request.subtaskIds.slice(200));
+    expect(finished.task.ready).toBe(true);
+  });
+
+  it('resumes over subtasks a killed request wrote but never saved: each put on its own, none written twice', async () => {
+    const taskId = uniqueName('unsaved');
+    const request = initializeRequest(taskId, 150);
+    // The request is killed after its puts landed, before it saved how far it got.
+    const killed = documentClient(dynamoClient());
+    killed.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (input.UpdateExpression?.includes('#init_written = :written')) throw new Error('killed');
+        return next(args);
+      },
+      { step: 'initialize', name: 'killedBeforeSave' },
+    );
+    await expect(new TaskStore(killed, table.tableName).initialize(request, T0)).rejects.toThrow('killed');
+    recorder.clear();
+
+    const finished = await table.store.initialize(request, T0 + 1_000);
+
+    const attempts = recorder.writes.filter((write) => write.kind === 'subtask');
+    expect(attempts).toHaveLength(150);
+    expect(attempts.filter((write) => write.applied)).toEqual([]);
+    expect(finished.task).toMatchObject({ ready: true, init_written: 150 });
+    const subtasks = await table.store.getSubtasks(finished.task, request.subtaskIds);
+    expect([...subtasks.values()].every((subtask) => subtask.version === 0)).toBe(true);
+    expect(subtasks.size).toBe(150);
+  });
+
+  it('writes the counters once: a resume after a saved page puts none again', async () => {
+    const taskId = uniqueName('counters-once');
+    const request = initializeRequest(taskId, 30);
+    let pages = 0;
+    await table.store.initialize(request, T0, {
+      mayContinue: () => pages++ === 0,
+      pageSize: 10,
+      writeShards: 3,
+    });
+    recorder.clear();
+
+    const finished = await table.store.initialize(request, T0 + 1_000, { pageSize: 10 });
+
+    expect(recorder.writes.filter((write) => write.kind === 'counter')).toEqual([]);
+    expect(recorder.appliedWrites('subtask', taskId)).toHaveLength(20);
+    expect(finished.task).toMatchObject({ ready: true, write_shards: 3 });
+  });
+
+  it('moves an unfinished initialization’s due time a grace on from each page it saves', async () => {
+    const taskId = uniqueName('grace');
+    const request = initializeRequest(taskId, 30);
+    const onePage = () => {
+      let pages = 0;
+      return { mayContinue: () => pages++ === 0, pageSize: 10 };
+    };
+    const later = T0 + 10 * 60_000;
+    const grace = SWEEPER.initializeGraceMinutes * 60;
+
+    await table.store.initialize(request, T0, onePage());
+    const afterFirst = await rawTaskItem(taskId);
+    await table.store.initialize(request, later, onePage());
+    const afterSecond = await rawTaskItem(taskId);
+
+    expect(afterFirst).toMatchObject({ init_written: 10, due_at: Math.floor(T0 / 1000) + grace });
+    expect(afterSecond).toMatchObject({
+      init_written: 20,
+      due_at: Math.floor(later / 1000) + grace,
+      updated_at: new Date(later).toISOString(),
+      version: 1,
+    });
+  });
+
+  it('a ready write after the task ended INITIALIZE_INCOMPLETE changes nothing', async () => {
+    const taskId = uniqueName('ended-first');
+    const request = initializeRequest(taskId, 3);
+    const { task: stuck } = await table.store.initialize(request, T0, { mayContinue: () => false });
+    // The sweeper gives the task up between the resumer's last page and its ready write.
+    const client = documentClient(dynamoClient());
+    client.middlewareStack.add(
+      (next) => async (args) => {
+        const input = args.input as { UpdateExpression?: string };
+        if (input.UpdateExpression?.includes('#ready = :true')) {
+          await table.store.endIncomplete(stuck, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'sweptBeforeReady' },
+    );
+    const resumer = new TaskStore(client, table.tableName);
+
+    const result = await resumer.initialize(request, T0 + 1_000);
+    const after = await task(taskId);
+
+    expect(result.task).toEqual(after);
+    expect(after).toMatchObject({
+      ready: false,
+      task_state: 'FAILURE',
+      end_reason: 'INITIALIZE_INCOMPLETE',
+      version: stuck.version + 1,
+    });
   });
 });
 

@@ -23,10 +23,8 @@ import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { createAggregatorHandler } from '../../lambdas/aggregator/stream-handler';
 import { type ApplierDependencies, applyBatch } from '../../lambdas/applier/apply-batch';
 import { createSqsBatchHandler } from '../../lambdas/applier/sqs-batch-handler';
-import type { ServiceEvent } from '../../lambdas/core/events';
 import { isTerminalState, type SubtaskStatus, sameStatus } from '../../lambdas/core/subtask-status';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
-import type { EventPublisher } from '../../lambdas/events/event-publisher';
 import type { TaskStore } from '../../lambdas/store/task-store';
 import { addTotals, type HarnessTotals, SILENT_LOG, ZERO_TOTALS } from '../support/applier-harness';
 import { uniqueName } from '../support/aws';
@@ -482,13 +480,7 @@ export class StreamTap {
   }
 }
 
-/** Publishes nowhere and remembers everything, repeats included. */
-export class RecordingPublisher implements EventPublisher {
-  readonly published: ServiceEvent[] = [];
-  async publish(events: readonly ServiceEvent[]): Promise<void> {
-    this.published.push(...events);
-  }
-}
+export { RecordingPublisher } from '../support/recording-publisher';
 
 export function aggregatorHandler(dependencies: Omit<FoldBatchDependencies, 'log'>) {
   return createAggregatorHandler({

@@ -1,8 +1,11 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidInitializeRequestError } from '../../lambdas/core/errors';
+import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 import { createSubtaskStatus } from '../../lambdas/core/subtask-status';
 import {
+  differingFields,
   type InitializeRequest,
   initializationDigest,
   initializeTask,
@@ -336,5 +339,52 @@ describe('taskOptions', () => {
     const options = taskOptions(request);
 
     expect(Object.keys(options)).toEqual(['tolerated_failure_bp']);
+  });
+});
+
+describe('differingFields', () => {
+  const request = initializeRequest('task-1', 3, {
+    toleratedFailurePercentage: 2.5,
+    subtaskTimeoutSeconds: 3600,
+    deadline: new Date(T0 + DAY_MS).toISOString(),
+  });
+
+  it('finds nothing when the stored options come back in another key order', () => {
+    const { task } = initializeTask(request, T0, GENERATION);
+    const reordered = Object.fromEntries(Object.entries(task.options).reverse());
+
+    expect(Object.keys(reordered)).not.toEqual(Object.keys(task.options));
+    expect(differingFields({ ...task, options: reordered }, request)).toEqual([]);
+    expect(differingFields({ ...task, options: reordered }, { ...request, total: 1 })).toEqual(['total']);
+  });
+
+  it('names the options when one of them differs', () => {
+    const { task } = initializeTask(request, T0, GENERATION);
+
+    expect(differingFields(task, { ...request, subtaskTimeoutSeconds: 60 })).toEqual(['options']);
+  });
+});
+
+describe('subtaskDigest', () => {
+  const wholeDigest = (ids: readonly string[]) =>
+    createHash('sha256')
+      .update(JSON.stringify([...ids].sort()))
+      .digest('base64url');
+
+  it('is the SHA-256 of the sorted ids as one JSON array', () => {
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.stringMatching(/^[a-z0-9]{1,12}$/)), (ids) => {
+        expect(subtaskDigest(ids)).toBe(wholeDigest(ids));
+      }),
+    );
+  });
+
+  it('is the same for ids hashed over several chunks, in id order or not', () => {
+    const ids = numberedSubtaskIds(25_000);
+
+    expect([subtaskDigest(ids), subtaskDigest([...ids].reverse())]).toEqual([
+      wholeDigest(ids),
+      wholeDigest(ids),
+    ]);
   });
 });
