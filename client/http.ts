@@ -130,3 +130,29 @@ export function parseBody<T extends z.ZodType>(schema: T, response: RawResponse,
   const where = issue === undefined ? '' : ` (${issue.path.join('.') || 'body'}: ${issue.message})`;
   throw new UnexpectedResponseError(`The progress API's answer is not ${what}${where}`);
 }
+
+/** A conditional GET's answer: the body read by its schema with the new ETag, or a bodiless 304. */
+export type ConditionalResult<T> =
+  | { readonly status: 200; readonly body: T; readonly etag: string | undefined }
+  | { readonly status: 304 };
+
+/** `GET` with `If-None-Match: etag` when one is given; anything but 200 or 304 throws the API's error. */
+export async function conditionalGet<T extends z.ZodType>(
+  request: Omit<ApiRequest, 'method'>,
+  options: ApiOptions & { readonly etag?: string | undefined },
+  schema: T,
+  what: string,
+): Promise<ConditionalResult<z.output<T>>> {
+  const headers: Record<string, string> = options.etag === undefined ? {} : { 'if-none-match': options.etag };
+  const response = await send(
+    { ...request, method: 'GET', headers: { ...request.headers, ...headers } },
+    options,
+  );
+  if (response.status === 304) return { status: 304 };
+  if (response.status !== 200) throw apiError(response);
+  return {
+    status: 200,
+    body: parseBody(schema, response, what),
+    etag: response.headers.get('etag') ?? undefined,
+  };
+}

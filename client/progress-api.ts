@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { subtaskStatusSchema } from '../lambdas/core/status-message';
 import type { SubtaskState } from '../lambdas/core/subtask-status';
-import { type ApiOptions, apiError, parseBody, send, taskPath } from './http';
+import { type ApiOptions, apiError, conditionalGet, parseBody, send, taskPath } from './http';
 
 /**
  * Reads of the API (`GET /tasks/{task_id}` and its subtask listing). Every answer is checked against the shape
@@ -74,21 +74,8 @@ export async function getProgress(
   taskId: string,
   options: ProgressApiOptions & { readonly etag?: string } = {},
 ): Promise<ProgressResult> {
-  const response = await send(
-    {
-      method: 'GET',
-      path: taskPath(taskId),
-      ...(options.etag === undefined ? {} : { headers: { 'if-none-match': options.etag } }),
-    },
-    options,
-  );
-  if (response.status === 304) return { status: 304 };
-  if (response.status !== 200) throw apiError(response);
-  return {
-    status: 200,
-    progress: parseBody(progressSchema, response, 'a task progress'),
-    etag: response.headers.get('etag') ?? undefined,
-  };
+  const result = await conditionalGet({ path: taskPath(taskId) }, options, progressSchema, 'a task progress');
+  return result.status === 304 ? result : { status: 200, progress: result.body, etag: result.etag };
 }
 
 export interface SubtaskQuery {

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { LIST_STATES, type ListState } from '../lambdas/core/task-listing';
-import { type ApiOptions, apiError, parseBody, send } from './http';
+import { type ApiOptions, conditionalGet } from './http';
 import { TASK_STATES } from './progress-api';
 
 const count = z.int().nonnegative();
@@ -63,25 +63,17 @@ export type TaskListResult =
 export async function listTasks(
   options: ApiOptions & TaskListQuery & { readonly etag?: string } = {},
 ): Promise<TaskListResult> {
-  const response = await send(
-    {
-      method: 'GET',
-      path: '/tasks',
-      query: {
-        state: options.state,
-        group: options.group,
-        limit: options.limit === undefined ? undefined : String(options.limit),
-        cursor: options.cursor,
-      },
-      ...(options.etag === undefined ? {} : { headers: { 'if-none-match': options.etag } }),
-    },
-    options,
-  );
-  if (response.status === 304) return { status: 304 };
-  if (response.status !== 200) throw apiError(response);
-  return {
-    status: 200,
-    page: parseBody(taskListPageSchema, response, 'a task list page'),
-    etag: response.headers.get('etag') ?? undefined,
+  const query = {
+    state: options.state,
+    group: options.group,
+    limit: options.limit === undefined ? undefined : String(options.limit),
+    cursor: options.cursor,
   };
+  const result = await conditionalGet(
+    { path: '/tasks', query },
+    options,
+    taskListPageSchema,
+    'a task list page',
+  );
+  return result.status === 304 ? result : { status: 200, page: result.body, etag: result.etag };
 }

@@ -13,6 +13,7 @@ import {
   batchResponseSchema,
   DeadlineInvocations,
   describeError,
+  type EventSourceOptions,
   InvocationTimeoutError,
   lambdaContext,
   sleep,
@@ -40,26 +41,15 @@ export interface BatchReport {
   readonly failure?: string;
 }
 
-export interface EventSourcePollerOptions {
+export interface EventSourcePollerOptions extends EventSourceOptions<BatchReport> {
   readonly sqs: SQSClient;
   readonly queueUrl: string;
   /** Goes into each record's `eventSourceARN`. */
   readonly queueArn: string;
   readonly region: string;
   readonly handler: SqsHandler;
-  /** @default APPLIER.batchSize */
-  readonly batchSize?: number;
-  /** @default APPLIER.maxBatchingWindowSeconds × 1000 */
-  readonly batchingWindowMs?: number;
-  /** The function's timeout: `getRemainingTimeInMillis` counts down from it. @default APPLIER.timeoutSeconds × 1000 */
-  readonly timeoutMs?: number;
   /** Concurrent polling loops, like the several pollers Lambda runs per event source. @default 2 */
   readonly concurrency?: number;
-  /** @default 'subtask-progress-applier' */
-  readonly functionName?: string;
-  readonly onBatch?: (report: BatchReport) => void;
-  /** Receive or delete calls that failed; the loop backs off and goes on. */
-  readonly onError?: (error: unknown) => void;
 }
 
 export interface EventSourcePoller {

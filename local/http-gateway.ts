@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
 import { z } from 'zod';
+import { LOOPBACK_HOST, listenOnLoopback } from '../client/loopback-server';
 import { matchRoute, ROUTES } from '../lambdas/core/routes';
 import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
@@ -48,7 +49,7 @@ export interface RunningHttpGateway {
   stop(): Promise<void>;
 }
 
-const HOST = '127.0.0.1';
+const HOST = LOOPBACK_HOST;
 /** API Gateway's HTTP API refuses request bodies over 10 MB with a 413, before any function runs. */
 export const MAX_BODY_BYTES = 10 * 1024 * 1024;
 /**
@@ -340,16 +341,7 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
     const served = serve(request, response).finally(() => inFlight.delete(served));
     inFlight.add(served);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, HOST, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('The HTTP server has no TCP address');
-  const { port } = address;
+  const port = await listenOnLoopback(server, options.port);
 
   let stopped: Promise<void> | undefined;
   return {

@@ -16,12 +16,11 @@ import {
   type IncomingMessage,
   type ServerResponse,
 } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { LOOPBACK_HOST, listenOnLoopback } from '../client/loopback-server';
 import type { ServiceEvent } from '../lambdas/core/events';
 import type { EventPublisher } from '../lambdas/events/event-publisher';
 import { serviceName } from '../lambdas/service-settings';
-import { LOOPBACK } from './emulators';
 import { evaluate, type PolicyStatement } from './iam-policy';
 import type { FunctionName } from './synthesized-stack';
 
@@ -319,13 +318,9 @@ export async function startIamGateway(options: IamGatewayOptions): Promise<Runni
       } else response.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOOPBACK, () => resolve());
-  });
-  const { port } = server.address() as AddressInfo;
+  const port = await listenOnLoopback(server, 0);
   return {
-    url: `http://${LOOPBACK}:${port}`,
+    url: `http://${LOOPBACK_HOST}:${port}`,
     async stop() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

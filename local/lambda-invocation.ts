@@ -105,3 +105,18 @@ export class DeadlineInvocations {
     await Promise.all(this.overrun);
   }
 }
+
+/**
+ * What the stand-ins for Lambda's event source mappings (SQS, DynamoDB Streams) take besides their source. Each
+ * defaults to the settings of the function it feeds (`APPLIER`, `AGGREGATOR` in `lambdas/service-settings.ts`).
+ */
+export interface EventSourceOptions<Report> {
+  readonly batchSize?: number;
+  readonly batchingWindowMs?: number;
+  /** The function's timeout: `getRemainingTimeInMillis` counts down from it. */
+  readonly timeoutMs?: number;
+  readonly functionName?: string;
+  readonly onBatch?: (report: Report) => void;
+  /** Whole-batch failures, and calls to the source that failed; the stand-in backs off and goes on. */
+  readonly onError?: (error: unknown) => void;
+}

@@ -155,10 +155,13 @@ class Sandbox {
   private nextId = 0;
   readonly exited: Promise<void>;
 
+  private readonly timeoutSeconds: number;
+
   private constructor(
     private readonly worker: Worker,
     options: LambdaFunctionOptions,
   ) {
+    this.timeoutSeconds = options.timeoutSeconds;
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (answer: InvocationAnswer) => this.settle(answer));
     worker.on('error', (error: Error & { code?: string }) => {
@@ -207,16 +210,21 @@ class Sandbox {
     pending.reject(error);
   }
 
+  /**
+   * Runs one invocation. The function is stopped at its own timeout, whatever it is doing, as Lambda stops it (the
+   * next invocation gets a fresh sandbox); `deadline` is what its context counts down to, which a stand-in may set
+   * sooner (API Gateway's budget on a test gateway), never later.
+   */
   invoke(event: unknown, deadline: number, clockOffsetMs: number): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      const allowedMs = Math.max(0, deadline - Date.now());
-      // Lambda stops a function at its timeout whatever it is doing; the next invocation gets a fresh sandbox.
+      const timeoutMs = this.timeoutSeconds * 1000;
       const timer = setTimeout(() => {
-        this.fail(new InvocationTimeoutError(allowedMs));
+        this.fail(new InvocationTimeoutError(timeoutMs));
         void this.worker.terminate();
-      }, allowedMs);
+      }, timeoutMs);
+      const contextDeadline = Math.min(deadline, Date.now() + timeoutMs);
       this.pending = { resolve, reject, timer };
-      const invocation: Invocation = { id: this.nextId++, event, deadline, clockOffsetMs };
+      const invocation: Invocation = { id: this.nextId++, event, deadline: contextDeadline, clockOffsetMs };
       this.worker.postMessage(invocation);
     });
   }

@@ -12,6 +12,7 @@ import {
   batchResponseSchema,
   DeadlineInvocations,
   describeError,
+  type EventSourceOptions,
   InvocationTimeoutError,
   lambdaContext,
   sleep,
@@ -46,28 +47,17 @@ export interface StreamBatchReport {
   readonly failure?: string;
 }
 
-export interface StreamPollerOptions {
+export interface StreamPollerOptions extends EventSourceOptions<StreamBatchReport> {
   readonly streams: DynamoDBStreamsClient;
   /** Goes into each record's `eventSourceARN`. */
   readonly streamArn: string;
   /** Goes into each record's `awsRegion` (DynamoDB Local reports its own, `ddblocal`). */
   readonly region: string;
   readonly handler: StreamHandler;
-  /** @default AGGREGATOR.batchSize */
-  readonly batchSize?: number;
-  /** @default AGGREGATOR.maxBatchingWindowSeconds × 1000 */
-  readonly batchingWindowMs?: number;
-  /** The function's timeout: `getRemainingTimeInMillis` counts down from it. @default AGGREGATOR.timeoutSeconds × 1000 */
-  readonly timeoutMs?: number;
   /** Where to start in the shards open when the poller starts; shards that appear later are read whole. @default 'TRIM_HORIZON' */
   readonly startingPosition?: 'TRIM_HORIZON' | 'LATEST';
   /** Split a batch that failed as a whole in two and retry each half in turn. @default true */
   readonly bisectBatchOnError?: boolean;
-  /** @default 'subtask-progress-aggregator' */
-  readonly functionName?: string;
-  readonly onBatch?: (report: StreamBatchReport) => void;
-  /** Whole-batch failures, and stream calls that failed; the poller backs off and goes on. */
-  readonly onError?: (error: unknown) => void;
 }
 
 export interface StreamPoller {

@@ -11,9 +11,10 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { matchRoute, ROUTES } from '../../lambdas/core/routes';
 import { type ApiOptions, send } from '../http';
+import { LOOPBACK_HOST, listenOnLoopback } from '../loopback-server';
 import { buildDashboard } from './site';
 
-const HOST = '127.0.0.1';
+const HOST = LOOPBACK_HOST;
 export const TOKEN_HEADER = 'x-dashboard-token';
 
 export interface DashboardProxyOptions
@@ -108,17 +109,7 @@ export async function startDashboardProxy(options: DashboardProxyOptions): Promi
       else response.destroy();
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, HOST, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address();
-  if (address === null || typeof address === 'string')
-    throw new Error('The dashboard server has no TCP address');
-  const { port } = address;
+  const port = await listenOnLoopback(server, options.port);
   hosts = [`${HOST}:${port}`, `localhost:${port}`];
   return {
     url: `http://${HOST}:${port}/?token=${token}`,

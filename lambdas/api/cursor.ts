@@ -24,27 +24,37 @@ export class InvalidCursorError extends Error {
   }
 }
 
-export function encodeCursor(position: ShardPosition): string {
-  const json = JSON.stringify(
-    position.after === undefined ? { s: position.shard } : { s: position.shard, a: position.after },
-  );
-  return Buffer.from(json, 'utf8').toString('base64url');
+/** `value` as a cursor: its JSON, base64url-encoded. */
+export function encodeCursorJson(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
 }
 
-/** The position a cursor names; throws `InvalidCursorError` for anything else, or a shard beyond `writeShards`. */
-export function decodeCursor(cursor: string, writeShards: number): ShardPosition {
-  if (cursor.length > MAX_CURSOR_CHARS || !BASE64URL.test(cursor)) throw new InvalidCursorError();
+/** What a cursor of at most `maxChars` holds, as `schema` reads it; `InvalidCursorError` for anything else. */
+export function decodeCursorJson<T>(cursor: string, schema: z.ZodType<T>, maxChars: number): T {
+  if (cursor.length > maxChars || !BASE64URL.test(cursor)) throw new InvalidCursorError();
   let json: unknown;
   try {
     json = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
     throw new InvalidCursorError();
   }
-  const parsed = cursorSchema.safeParse(json);
-  if (!parsed.success || parsed.data.s >= writeShards) throw new InvalidCursorError();
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new InvalidCursorError();
+  return parsed.data;
+}
+
+export function encodeCursor(position: ShardPosition): string {
+  return encodeCursorJson(
+    position.after === undefined ? { s: position.shard } : { s: position.shard, a: position.after },
+  );
+}
+
+/** The position a cursor names; throws `InvalidCursorError` for anything else, or a shard beyond `writeShards`. */
+export function decodeCursor(cursor: string, writeShards: number): ShardPosition {
+  const { s, a } = decodeCursorJson(cursor, cursorSchema, MAX_CURSOR_CHARS);
+  if (s >= writeShards) throw new InvalidCursorError();
   // Only a cursor this API would issue: re-encoding it must give it back, so no alternative spelling passes.
-  const position =
-    parsed.data.a === undefined ? { shard: parsed.data.s } : { shard: parsed.data.s, after: parsed.data.a };
+  const position = a === undefined ? { shard: s } : { shard: s, after: a };
   if (encodeCursor(position) !== cursor) throw new InvalidCursorError();
   return position;
 }
