@@ -4,14 +4,14 @@ import { documentClient } from '../aws-clients';
 import { readTableConfig } from '../config';
 import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
-import { createTaskApi } from './task-api';
+import { createApiHandler } from './task-api';
 
 /** Lambda entry point of the API. Everything here runs once per cold start. */
 
 const config = readTableConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.api });
 
-export const handler = createTaskApi({
+export const handler = createApiHandler({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   logger: new Logger({ serviceName: serviceName('api') }),
 });

@@ -88,7 +88,7 @@ export interface TaskApiDependencies {
   readonly now?: () => number;
 }
 
-export function createTaskApi({ store, logger, now = Date.now }: TaskApiDependencies) {
+export function createApiHandler({ store, logger, now = Date.now }: TaskApiDependencies) {
   const notFound = (taskId: string) => httpError(404, 'NotFound', `Task '${taskId}' does not exist`);
   const progress = (statusCode: number, task: TaskRecord, headers: Record<string, string> = {}) =>
     json(statusCode, progressReport(task), { etag: etagOf(task), 'cache-control': 'no-cache', ...headers });

@@ -6,14 +6,14 @@ import { readApplierConfig } from '../config';
 import { DeadLetterQueue } from '../queue/dead-letter-queue';
 import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
-import { createSqsBatchHandler } from './sqs-batch-handler';
+import { createApplierHandler } from './sqs-batch-handler';
 
 /** Lambda entry point of the status applier. Everything here runs once per cold start. */
 
 const config = readApplierConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.applier });
 
-export const handler = createSqsBatchHandler({
+export const handler = createApplierHandler({
   store: new TaskStore(documentClient(undefined, tracer), config.tableName),
   deadLetters: new DeadLetterQueue(sqsClient(tracer), config.deadLetterQueueUrl),
   receiveLimit: config.receiveLimit,

@@ -27,7 +27,7 @@ function toQueueRecord(record: SQSRecord): QueueRecord {
   };
 }
 
-export function createSqsBatchHandler(deps: HandlerDependencies) {
+export function createApplierHandler(deps: HandlerDependencies) {
   const { logger, metrics } = deps;
   return async (event: SQSEvent, context: Context): Promise<SQSBatchResponse> => {
     logger.addContext(context);

@@ -7,7 +7,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { applyBatch, type QueueRecord } from '../../lambdas/applier/apply-batch';
-import { createSqsBatchHandler } from '../../lambdas/applier/sqs-batch-handler';
+import { createApplierHandler } from '../../lambdas/applier/sqs-batch-handler';
 import { documentClient } from '../../lambdas/aws-clients';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import type { Log } from '../../lambdas/log';
@@ -33,7 +33,7 @@ import {
 
 /**
  * The applier on DynamoDB Local and a real dead-letter queue (fauxqs): `applyBatch` and its Lambda edge,
- * `createSqsBatchHandler`. The applier writes subtask items only; the task's totals come from the fold, run here
+ * `createApplierHandler`. The applier writes subtask items only; the task's totals come from the fold, run here
  * as a recount (`reconcileTask`) where a test looks at them.
  */
 
@@ -44,7 +44,7 @@ beforeAll(async () => {
 });
 
 function handlerFor(store: TaskStore = fixture.table.store) {
-  return createSqsBatchHandler({
+  return createApplierHandler({
     store,
     deadLetters: fixture.deadLetters,
     receiveLimit: STATUS_QUEUE.receiveLimit,

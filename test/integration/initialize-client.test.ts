@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { SubtaskProgressClientError } from '../../client/errors';
 import { initializeTask, TaskEndedError } from '../../client/task-api';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
-import { createTaskApi } from '../../lambdas/api/task-api';
+import { createApiHandler } from '../../lambdas/api/task-api';
 import { ROUTES } from '../../lambdas/core/routes';
 import { sweep } from '../../lambdas/sweeper/sweep';
 import { SILENT_LOG } from '../support/applier-harness';
@@ -21,7 +21,7 @@ let fetchFromApi: typeof fetch;
 
 beforeAll(async () => {
   table = await newTaskTable();
-  const api = createTaskApi({ store: table.store, logger: new Logger({ serviceName: 'test' }) });
+  const api = createApiHandler({ store: table.store, logger: new Logger({ serviceName: 'test' }) });
   fetchFromApi = async (input, init) => {
     const taskId = decodeURIComponent(new URL(String(input)).pathname.split('/')[2] ?? '');
     const result = await api(

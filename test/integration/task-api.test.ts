@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { encodeCursor } from '../../lambdas/api/cursor';
-import { createTaskApi } from '../../lambdas/api/task-api';
+import { createApiHandler } from '../../lambdas/api/task-api';
 import { documentClient } from '../../lambdas/aws-clients';
 import { ROUTES } from '../../lambdas/core/routes';
 import type { SubtaskStatus } from '../../lambdas/core/subtask-status';
@@ -23,15 +23,15 @@ import {
   terminal,
 } from '../support/factories';
 
-/** The HTTP API (`createTaskApi`) on DynamoDB Local, from API Gateway HTTP API events to responses. */
+/** The HTTP API (`createApiHandler`) on DynamoDB Local, from API Gateway HTTP API events to responses. */
 
 let table: TestTable;
-let api: ReturnType<typeof createTaskApi>;
+let api: ReturnType<typeof createApiHandler>;
 const logger = new Logger({ serviceName: 'test' });
 
 beforeAll(async () => {
   table = await newTaskTable();
-  api = createTaskApi({ store: table.store, logger });
+  api = createApiHandler({ store: table.store, logger });
 });
 
 type Result = Awaited<ReturnType<typeof api>>;
@@ -199,7 +199,7 @@ describe('GET /tasks/{task_id}', () => {
     const failingDb = documentClient(table.client);
     const mock = mockClient(failingDb);
     mock.on(GetCommand).rejects(new Error('socket hang up at 10.0.0.1:443 (stack: TaskStore.getTask)'));
-    const failing = createTaskApi({ store: new TaskStore(failingDb, table.tableName), logger });
+    const failing = createApiHandler({ store: new TaskStore(failingDb, table.tableName), logger });
 
     const result = await failing(apiEvent({ routeKey: ROUTES.task, taskId: 'task-1' }));
     mock.restore();
@@ -465,7 +465,7 @@ describe('PUT /tasks/{task_id}', () => {
 
   it('answers the same PUT after its deadline as before it: a resume carries on, a repeat is 200', async () => {
     let clock = T0;
-    const clocked = createTaskApi({ store: table.store, logger, now: () => clock });
+    const clocked = createApiHandler({ store: table.store, logger, now: () => clock });
     const putAt = (taskId: string, payload: unknown, remainingMs = 30_000) =>
       clocked(
         apiEvent({ routeKey: ROUTES.initialize, taskId, body: JSON.stringify(payload) }),
@@ -539,7 +539,7 @@ describe('every response', () => {
     const failingDb = documentClient(table.client);
     const mock = mockClient(failingDb);
     mock.on(GetCommand).rejects(new Error('boom'));
-    const failing = createTaskApi({ store: new TaskStore(failingDb, table.tableName), logger });
+    const failing = createApiHandler({ store: new TaskStore(failingDb, table.tableName), logger });
 
     const results: Record<string, Result> = {
       created: await put(taskId, { action_name: 'emailed', total: 1, subtask_count: 1 }),

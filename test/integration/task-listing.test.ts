@@ -2,7 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
-import { createTaskApi } from '../../lambdas/api/task-api';
+import { createApiHandler } from '../../lambdas/api/task-api';
 import { encodeListCursor } from '../../lambdas/api/task-list-cursor';
 import { documentClient } from '../../lambdas/aws-clients';
 import { ROUTES } from '../../lambdas/core/routes';
@@ -212,13 +212,13 @@ describe('what a fold writes', () => {
 
 describe('GET /tasks', () => {
   const logger = new Logger({ serviceName: 'test' });
-  const get = (api: ReturnType<typeof createTaskApi>, query: Record<string, string>, headers = {}) =>
+  const get = (api: ReturnType<typeof createApiHandler>, query: Record<string, string>, headers = {}) =>
     api(apiEvent({ routeKey: ROUTES.list, query, headers }));
 
   it('answers rows and a cursor, then 304 to the same page with its ETag', async () => {
     const table = await newTaskTable();
     await seed(table, [{ id: 'a', group: 'g' }, { id: 'b' }]);
-    const api = createTaskApi({ store: table.store, logger });
+    const api = createApiHandler({ store: table.store, logger });
 
     const first = await get(api, { limit: '1' });
     const body = JSON.parse(first.body ?? '{}');
@@ -235,7 +235,7 @@ describe('GET /tasks', () => {
 
   it('refuses a bad state, group or limit, and a cursor issued for another filter', async () => {
     const table = await newTaskTable();
-    const api = createTaskApi({ store: table.store, logger });
+    const api = createApiHandler({ store: table.store, logger });
     const otherFilter = encodeListCursor(
       { createdAt: new Date(T0).toISOString(), taskId: 'a' },
       { state: 'SUCCESS' },

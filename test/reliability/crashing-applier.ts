@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { createSqsBatchHandler } from '../../lambdas/applier/sqs-batch-handler';
+import { createApplierHandler } from '../../lambdas/applier/sqs-batch-handler';
 import { documentClient, sqsClient } from '../../lambdas/aws-clients';
 import { readApplierConfig } from '../../lambdas/config';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
@@ -104,7 +104,7 @@ async function main(): Promise<void> {
   const metrics = new Metrics({ namespace: 'Reliability' });
   for await (const line of createInterface({ input: process.stdin })) {
     const input = JSON.parse(line) as ApplierInput;
-    const handler = createSqsBatchHandler({
+    const handler = createApplierHandler({
       store: new CrashingTaskStore(db, config.tableName, new KillSwitch(input.kill)),
       deadLetters,
       receiveLimit: config.receiveLimit,

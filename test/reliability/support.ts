@@ -22,7 +22,7 @@ import { type FoldBatchDependencies, foldBatch } from '../../lambdas/aggregator/
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
 import { createAggregatorHandler } from '../../lambdas/aggregator/stream-handler';
 import { type ApplierDependencies, applyBatch } from '../../lambdas/applier/apply-batch';
-import { createSqsBatchHandler } from '../../lambdas/applier/sqs-batch-handler';
+import { createApplierHandler } from '../../lambdas/applier/sqs-batch-handler';
 import { isTerminalState, type SubtaskStatus, sameStatus } from '../../lambdas/core/subtask-status';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import type { TaskStore } from '../../lambdas/store/task-store';
@@ -99,7 +99,7 @@ export function failedDeliveries(batch: readonly Delivery[], response: SQSBatchR
 
 /** The applier's Lambda edge as deployed; the test environment silences its logs and metrics. */
 export function applierHandler(dependencies: Omit<ApplierDependencies, 'log'>) {
-  return createSqsBatchHandler({
+  return createApplierHandler({
     ...dependencies,
     logger: new Logger({ serviceName: 'reliability' }),
     metrics: new Metrics({ namespace: 'Reliability' }),
