@@ -4,7 +4,15 @@
  */
 import type { FoldResult } from '../core/fold';
 import type { TaskRecord, TaskState } from '../core/task';
-import { IN_PROGRESS, NOT_CANCELED, NOT_READY, newerTotals, READY, sameGeneration } from './conditions';
+import {
+  IN_PROGRESS,
+  NOT_CANCELED,
+  NOT_READY,
+  newerTotals,
+  READY,
+  sameGeneration,
+  unchangedSince,
+} from './conditions';
 import { all } from './expressions';
 import { eventDueAt } from './pending-events';
 import type { ReadOptions, Table } from './table';
@@ -90,7 +98,7 @@ export class TaskUpdates {
 
   /**
    * Ends a task that never became ready (`INITIALIZE_INCOMPLETE`): no subtask of it can be trusted to exist, so
-   * it ends `FAILURE` without a fold. False when it became ready or ended meanwhile.
+   * it ends `FAILURE` without a fold. False when it became ready, ended or saved a page since `task` was read.
    */
   endIncomplete(task: TaskRecord, state: TaskState, reason: string, nowMs: number): Promise<boolean> {
     return this.table.update(taskKey(task.task_id), {
@@ -113,7 +121,7 @@ export class TaskUpdates {
         ':due_pk': DUE_PARTITION,
         ':event_due': eventDueAt(nowMs),
       },
-      when: all(sameGeneration(task.generation), IN_PROGRESS, NOT_READY),
+      when: all(sameGeneration(task.generation), IN_PROGRESS, NOT_READY, unchangedSince(task.updated_at)),
     });
   }
 }

@@ -324,7 +324,8 @@ describe('initialize', () => {
       (next) => async (args) => {
         const input = args.input as { UpdateExpression?: string };
         if (input.UpdateExpression?.includes('#ready = :true')) {
-          await table.store.endIncomplete(stuck, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
+          const read = await task(taskId);
+          await table.store.endIncomplete(read, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
         }
         return next(args);
       },
@@ -690,6 +691,27 @@ describe('the due index, cancel and incomplete initializations', () => {
     await due.store.pendingEvents.clearTaskEnded(await task(incomplete, due.store));
     expect(await due.store.dueTaskIds(seconds(giveUp) + 86_400, 50)).not.toContain(incomplete);
     expect((await task(ready, due.store)).task_state).toBe('PROGRESS');
+  });
+
+  it('does not end an initialization that saved a page after the sweeper read it: it is still advancing', async () => {
+    const taskId = uniqueName('advancing');
+    const request = initializeRequest(taskId, 3);
+    const onePage = () => {
+      let pages = 0;
+      return { mayContinue: () => pages++ === 0, pageSize: 1 };
+    };
+    const { task: read } = await due.store.initialize(request, T0, onePage());
+    const later = T0 + 60_000;
+    await due.store.initialize(request, later, onePage());
+
+    const ended = await due.store.endIncomplete(read, 'FAILURE', 'INITIALIZE_INCOMPLETE', later + 1_000);
+
+    expect(ended).toBe(false);
+    expect(await task(taskId, due.store)).toMatchObject({
+      task_state: 'PROGRESS',
+      init_written: 2,
+      updated_at: new Date(later).toISOString(),
+    });
   });
 });
 
