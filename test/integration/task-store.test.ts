@@ -49,6 +49,12 @@ async function apply(taskId: string, statuses: readonly SubtaskStatus[]): Promis
 }
 
 /** The error code of each outcome, or its kind when it was not rejected. */
+/** Initialize options that write one page of `pageSize` subtasks, then stop. */
+function onePage(pageSize: number) {
+  let pages = 0;
+  return { mayContinue: () => pages++ === 0, pageSize };
+}
+
 function codes(outcomes: readonly Outcome[]): string[] {
   return outcomes.map((outcome) => (outcome.kind === 'rejected' ? outcome.error.code : outcome.kind));
 }
@@ -293,16 +299,12 @@ describe('initialize', () => {
   it('moves an unfinished initialization’s due time a grace on from each page it saves', async () => {
     const taskId = uniqueName('grace');
     const request = initializeRequest(taskId, 30);
-    const onePage = () => {
-      let pages = 0;
-      return { mayContinue: () => pages++ === 0, pageSize: 10 };
-    };
     const later = T0 + 10 * 60_000;
     const grace = SWEEPER.initializeGraceMinutes * 60;
 
-    await table.store.initialize(request, T0, onePage());
+    await table.store.initialize(request, T0, onePage(10));
     const afterFirst = await rawTaskItem(taskId);
-    await table.store.initialize(request, later, onePage());
+    await table.store.initialize(request, later, onePage(10));
     const afterSecond = await rawTaskItem(taskId);
 
     expect(afterFirst).toMatchObject({ init_written: 10, due_at: Math.floor(T0 / 1000) + grace });
@@ -696,13 +698,9 @@ describe('the due index, cancel and incomplete initializations', () => {
   it('does not end an initialization that saved a page after the sweeper read it: it is still advancing', async () => {
     const taskId = uniqueName('advancing');
     const request = initializeRequest(taskId, 3);
-    const onePage = () => {
-      let pages = 0;
-      return { mayContinue: () => pages++ === 0, pageSize: 1 };
-    };
-    const { task: read } = await due.store.initialize(request, T0, onePage());
+    const { task: read } = await due.store.initialize(request, T0, onePage(1));
     const later = T0 + 60_000;
-    await due.store.initialize(request, later, onePage());
+    await due.store.initialize(request, later, onePage(1));
 
     const ended = await due.store.endIncomplete(read, 'FAILURE', 'INITIALIZE_INCOMPLETE', later + 1_000);
 
