@@ -5,7 +5,7 @@ import { type EventPublisher, publishEvents } from '../events/event-publisher';
 import type { Log } from '../log';
 import { EVENTS } from '../service-settings';
 import { inParallel } from '../store/table';
-import type { TaskStore } from '../store/task-store';
+import type { FoldStore } from '../store/task-store';
 import { errorName, isTransient } from '../store/transient-errors';
 import { foldableTask, recountInto, refreshTask } from './fold-shard';
 import { changesOf } from './stream-records';
@@ -21,7 +21,7 @@ import { changesOf } from './stream-records';
  */
 
 export interface FoldBatchDependencies {
-  readonly store: TaskStore;
+  readonly store: FoldStore;
   readonly events: EventPublisher;
   readonly log: Log;
   readonly now: () => number;

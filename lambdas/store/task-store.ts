@@ -127,3 +127,16 @@ export class TaskStore {
     return this.due.setDueAt(task, dueAt, sweep);
   }
 }
+
+/** What the applier reads and writes: a task and its subtasks. */
+export type ApplierStore = Pick<TaskStore, 'getTask' | 'getSubtasks' | 'writeSubtask'>;
+/** What the fold reads and writes: shards, their counters, the task's totals and its unpublished events. */
+export type FoldStore = Pick<
+  TaskStore,
+  'getTask' | 'readShard' | 'writeCounter' | 'getCounters' | 'writeFold' | 'pendingEvents'
+>;
+/** What the API reads and writes. */
+export type ApiStore = Pick<
+  TaskStore,
+  'initialize' | 'getTask' | 'listSubtasks' | 'listTasks' | 'requestCancel'
+>;
