@@ -11,11 +11,13 @@ const ATTRIBUTES: Readonly<Record<string, string>> = {
   sk: TABLE_KEYS.sortKey,
   due_pk: DUE_INDEX.partitionKey,
   due_at: DUE_INDEX.sortKey,
+  expires_at: TABLE_KEYS.timeToLiveAttribute,
   ...Object.fromEntries(
     [
       ...['generation', 'version', 'vsum', 'counters_vsum', 'ready', 'task_state', 'updated_at', 'ended_at'],
       ...['end_reason', 'init_written', 'cancel_requested', 'event_pending', 'task_output', 'in_flight'],
-      ...['subtasks', 'end_cursor', 'recount_cursor', 'status', 'state'],
+      ...['subtasks', 'end_cursor', 'recount_cursor', 'status', 'state', 'outbox_pending'],
+      ...['detail_type', 'detail', 'published_at'],
     ].map((name) => [name, name]),
   ),
 };
