@@ -4,7 +4,8 @@ import type { TaskRecord } from '../core/task';
 import { type EventPublisher, publishEvents } from '../events/event-publisher';
 import type { Log } from '../log';
 import { EVENTS } from '../service-settings';
-import type { TaskStore } from '../store/task-store';
+import { inParallel } from '../store/table';
+import type { FoldStore } from '../store/task-store';
 import { errorName, isTransient } from '../store/transient-errors';
 import { foldableTask, recountInto, refreshTask } from './fold-shard';
 import { changesOf } from './stream-records';
@@ -20,7 +21,7 @@ import { changesOf } from './stream-records';
  */
 
 export interface FoldBatchDependencies {
-  readonly store: TaskStore;
+  readonly store: FoldStore;
   readonly events: EventPublisher;
   readonly log: Log;
   readonly now: () => number;
@@ -60,15 +61,6 @@ interface Work {
   readonly describe: Record<string, unknown>;
 }
 
-async function inParallel<T>(items: readonly T[], parallelism: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  const worker = async () => {
-    for (let index = next++; index < items.length; index = next++) await work(items[index] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
-}
-
-/** Folds one stream batch. Never throws for a record: its fate is in the result. */
 /** A touched task: its shards to recount, redone from the first record of any of them. */
 interface TaskWork extends Work {
   readonly taskId: string;

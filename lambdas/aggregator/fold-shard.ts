@@ -1,7 +1,7 @@
 import { RetriesExhaustedError } from '../core/errors';
 import { foldTask, recountShard } from '../core/fold';
 import type { TaskRecord } from '../core/task';
-import type { TaskStore } from '../store/task-store';
+import type { FoldStore } from '../store/task-store';
 
 /**
  * The fold's I/O (DESIGN §2 fold): recount write shards from their items under the `vsum` guard, then refresh
@@ -30,13 +30,13 @@ function foldable(task: TaskRecord | undefined): task is TaskRecord {
 }
 
 /** The task as read consistently, when a fold may write into it: ready and in progress. */
-export async function foldableTask(store: TaskStore, taskId: string): Promise<TaskRecord | undefined> {
+export async function foldableTask(store: FoldStore, taskId: string): Promise<TaskRecord | undefined> {
   const task = await store.getTask(taskId);
   return foldable(task) ? task : undefined;
 }
 
 /** Recounts one write shard of `task` into its counter; true when the recount was newer than the stored one. */
-export async function recountInto(store: TaskStore, task: TaskRecord, shard: number): Promise<boolean> {
+export async function recountInto(store: FoldStore, task: TaskRecord, shard: number): Promise<boolean> {
   return store.writeCounter(recountShard(task, shard, await store.readShard(task, shard)));
 }
 
@@ -45,7 +45,7 @@ export async function recountInto(store: TaskStore, task: TaskRecord, shard: num
  * are read once: a failed write is settled by re-reading the task alone, since only a cancel (the ending is
  * conditioned on the flag as read) makes the same counters worth writing again.
  */
-export async function refreshTask(store: TaskStore, read: TaskRecord, now: () => number): Promise<boolean> {
+export async function refreshTask(store: FoldStore, read: TaskRecord, now: () => number): Promise<boolean> {
   const counters = await store.getCounters(read);
   let task = read;
   for (let attempt = 1; attempt <= TASK_WRITE_ATTEMPTS; attempt++) {
@@ -62,7 +62,7 @@ export async function refreshTask(store: TaskStore, read: TaskRecord, now: () =>
 }
 
 export async function foldShard(
-  store: TaskStore,
+  store: FoldStore,
   taskId: string,
   shard: number,
   now: () => number,
@@ -78,7 +78,7 @@ export async function foldShard(
 
 /** Recounts every shard of a task, then its totals: repairs whatever a lost stream record left behind. */
 export async function reconcileTask(
-  store: TaskStore,
+  store: FoldStore,
   taskId: string,
   now: () => number,
 ): Promise<FoldOutcome> {

@@ -10,7 +10,7 @@ import { SUBTASK_STATES } from '../core/subtask-status';
 import type { TaskRecord } from '../core/task';
 import { LIST_STATES, listRow } from '../core/task-listing';
 import { API } from '../service-settings';
-import type { TaskStore } from '../store/task-store';
+import type { ApiStore } from '../store/task-store';
 import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor';
 import { type HttpResult, httpError, json, notModified } from './http-responses';
 import { InvalidBodyError, parseInitializeBody } from './initialize-body';
@@ -83,7 +83,7 @@ function matchesCurrent(ifNoneMatch: string | undefined, etag: string): boolean 
 }
 
 export interface TaskApiDependencies {
-  readonly store: TaskStore;
+  readonly store: ApiStore;
   readonly logger: Logger;
   readonly now?: () => number;
 }

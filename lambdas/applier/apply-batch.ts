@@ -5,7 +5,7 @@ import { isTerminalState } from '../core/subtask-status';
 import type { Log } from '../log';
 import type { DeadLetter, DeadLetterQueue } from '../queue/dead-letter-queue';
 import { type ApplyToTaskOptions, applyToTask } from '../store/apply-to-task';
-import type { TaskStore } from '../store/task-store';
+import type { ApplierStore } from '../store/task-store';
 import { errorName } from '../store/transient-errors';
 
 /**
@@ -25,7 +25,7 @@ export interface QueueRecord {
 export type { Log } from '../log';
 
 export interface ApplierDependencies {
-  readonly store: TaskStore;
+  readonly store: ApplierStore;
   readonly deadLetters: DeadLetterQueue;
   readonly log: Log;
   /** The queue's maxReceiveCount: on the last delivery a transient failure is dead-lettered with its reason. */

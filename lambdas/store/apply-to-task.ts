@@ -2,7 +2,7 @@ import { type ApplyResult, applyStatuses, type Outcome, type StatusUpdate } from
 import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from '../core/backoff';
 import { RetriesExhaustedError, TaskNotFoundError, TaskNotReadyError } from '../core/errors';
 import type { SubtaskRecord, TaskRecord } from '../core/task';
-import type { TaskStore } from './task-store';
+import type { ApplierStore } from './task-store';
 
 /**
  * The applier's optimistic-locking cycle (DESIGN §2 apply): read the task once, then the touched subtasks;
@@ -40,7 +40,7 @@ export interface ApplyReport {
  * Ready task or a transient error: until `ready`, subtask items may still be on their way (rule 2). An absent or
  * not-ready task on an eventually consistent read is read again consistently before it is said to be so.
  */
-export async function readyTask(store: TaskStore, taskId: string, consistent = true): Promise<TaskRecord> {
+export async function readyTask(store: ApplierStore, taskId: string, consistent = true): Promise<TaskRecord> {
   const read = await store.getTask(taskId, { consistent });
   const task = read?.ready === true || consistent ? read : await store.getTask(taskId);
   if (task === undefined) throw new TaskNotFoundError(taskId);
@@ -55,7 +55,7 @@ export async function readyTask(store: TaskStore, taskId: string, consistent = t
  * delivered again.
  */
 export async function applyToTask(
-  store: TaskStore,
+  store: ApplierStore,
   taskId: string,
   updates: readonly StatusUpdate[],
   options: ApplyToTaskOptions = {},
@@ -123,7 +123,7 @@ export async function applyToTask(
 
 /** Writes every changed subtask at once; returns the ids whose write lost to another writer. */
 async function writeChanged(
-  store: TaskStore,
+  store: ApplierStore,
   task: TaskRecord,
   read: ReadonlyMap<string, SubtaskRecord>,
   changed: readonly SubtaskRecord[],

@@ -10,10 +10,15 @@ import { ConditionalCheckFailedException } from '@aws-sdk/client-dynamodb';
 import { type DynamoDBDocumentClient, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { ServiceEvent } from '../core/events';
 import type { TaskRecord } from '../core/task';
-import { DUE_INDEX, SWEEPER, TABLE_KEYS } from '../service-settings';
+import { SWEEPER, TABLE_KEYS } from '../service-settings';
+import { attributeNames } from './expressions';
 import { DUE_PARTITION, taskKey, taskPartition } from './task-items';
 
 const OUTBOX_PREFIX = 'EVENT#';
+const IN_OUTBOX = '#pk = :pk AND begins_with(#sk, :prefix)';
+const UNPUBLISHED = 'attribute_not_exists(#published_at)';
+const MARK_OUTBOX = 'SET #outbox_pending = :true, #due_pk = :due_pk, #due_at = :due_at';
+const MARK_PUBLISHED = 'SET #published_at = :now';
 
 // A mark is cleared, and an outbox entry recorded, only on the task record it belongs to.
 const SAME_GENERATION = 'attribute_exists(#pk) AND #generation = :generation';
@@ -56,22 +61,18 @@ export class PendingEvents {
     readonly expression: string;
     /** Beside SAME_GENERATION, which every mark write has. */
     readonly condition?: string;
-    readonly names: Record<string, string>;
     readonly values?: Record<string, unknown>;
   }): Promise<boolean> {
+    const condition =
+      input.condition === undefined ? SAME_GENERATION : `${SAME_GENERATION} AND ${input.condition}`;
     try {
       await this.db.send(
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(input.task.task_id),
           UpdateExpression: input.expression,
-          ConditionExpression:
-            input.condition === undefined ? SAME_GENERATION : `${SAME_GENERATION} AND ${input.condition}`,
-          ExpressionAttributeNames: {
-            '#pk': TABLE_KEYS.partitionKey,
-            '#generation': 'generation',
-            ...input.names,
-          },
+          ConditionExpression: condition,
+          ExpressionAttributeNames: attributeNames(input.expression, condition),
           ExpressionAttributeValues: { ':generation': input.task.generation, ...input.values },
         }),
       );
@@ -87,18 +88,10 @@ export class PendingEvents {
    * of it waits. False when the mark was already clear.
    */
   async clearTaskEnded(task: TaskIdentity): Promise<boolean> {
-    const names = {
-      '#event_pending': 'event_pending',
-      '#outbox_pending': 'outbox_pending',
-      '#task_state': 'task_state',
-      '#due_pk': DUE_INDEX.partitionKey,
-      '#due_at': DUE_INDEX.sortKey,
-    };
     const settled = await this.update({
       task,
       expression: 'REMOVE #event_pending, #due_pk, #due_at',
       condition: `${MARKED} AND ${ENDED} AND attribute_not_exists(#outbox_pending)`,
-      names,
       values: { ':progress': 'PROGRESS' },
     });
     if (settled) return true;
@@ -107,7 +100,6 @@ export class PendingEvents {
       task,
       expression: 'REMOVE #event_pending',
       condition: MARKED,
-      names: { '#event_pending': 'event_pending' },
     });
   }
 
@@ -119,6 +111,7 @@ export class PendingEvents {
     task: Pick<TaskRecord, 'task_id' | 'expires_at'>,
     events: readonly ServiceEvent[],
   ): Promise<void> {
+    const update = `SET #detail_type = :detail_type, #detail = :detail${task.expires_at === undefined ? '' : ', #expires_at = :expires_at'}`;
     await Promise.all(
       events.map(async (event) => {
         try {
@@ -130,14 +123,9 @@ export class PendingEvents {
                 [TABLE_KEYS.partitionKey]: taskPartition(task.task_id),
                 [TABLE_KEYS.sortKey]: `${OUTBOX_PREFIX}${event.detail.event_id}`,
               },
-              UpdateExpression: `SET #detail_type = :detail_type, #detail = :detail${task.expires_at === undefined ? '' : ', #expires_at = :expires_at'}`,
+              UpdateExpression: update,
               ConditionExpression: ENTRY_ABSENT,
-              ExpressionAttributeNames: {
-                '#pk': TABLE_KEYS.partitionKey,
-                '#detail_type': 'detail_type',
-                '#detail': 'detail',
-                ...(task.expires_at === undefined ? {} : { '#expires_at': TABLE_KEYS.timeToLiveAttribute }),
-              },
+              ExpressionAttributeNames: attributeNames(update, ENTRY_ABSENT),
               ExpressionAttributeValues: {
                 ':detail_type': event.detailType,
                 ':detail': event.detail,
@@ -155,14 +143,9 @@ export class PendingEvents {
         new UpdateCommand({
           TableName: this.tableName,
           Key: taskKey(task.task_id),
-          UpdateExpression: 'SET #outbox_pending = :true, #due_pk = :due_pk, #due_at = :due_at',
+          UpdateExpression: MARK_OUTBOX,
           ConditionExpression: TASK_EXISTS,
-          ExpressionAttributeNames: {
-            '#pk': TABLE_KEYS.partitionKey,
-            '#outbox_pending': 'outbox_pending',
-            '#due_pk': DUE_INDEX.partitionKey,
-            '#due_at': DUE_INDEX.sortKey,
-          },
+          ExpressionAttributeNames: attributeNames(MARK_OUTBOX, TASK_EXISTS),
           // Due at once: the sweeper's next run publishes them.
           ExpressionAttributeValues: { ':true': true, ':due_pk': DUE_PARTITION, ':due_at': 0 },
         }),
@@ -178,7 +161,6 @@ export class PendingEvents {
       task,
       expression: 'REMOVE #outbox_pending',
       condition: OUTBOX_MARKED,
-      names: { '#outbox_pending': 'outbox_pending' },
     });
   }
 
@@ -187,7 +169,6 @@ export class PendingEvents {
     await this.update({
       task,
       expression: 'SET #outbox_pending = :true',
-      names: { '#outbox_pending': 'outbox_pending' },
       values: { ':true': true },
     });
   }
@@ -204,13 +185,9 @@ export class PendingEvents {
       const page = await this.db.send(
         new QueryCommand({
           TableName: this.tableName,
-          KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :prefix)',
-          FilterExpression: 'attribute_not_exists(#published_at)',
-          ExpressionAttributeNames: {
-            '#pk': TABLE_KEYS.partitionKey,
-            '#sk': TABLE_KEYS.sortKey,
-            '#published_at': 'published_at',
-          },
+          KeyConditionExpression: IN_OUTBOX,
+          FilterExpression: UNPUBLISHED,
+          ExpressionAttributeNames: attributeNames(IN_OUTBOX, UNPUBLISHED),
           ExpressionAttributeValues: { ':pk': taskPartition(taskId), ':prefix': OUTBOX_PREFIX },
           ConsistentRead: true,
           Limit: limit,
@@ -235,9 +212,9 @@ export class PendingEvents {
             [TABLE_KEYS.partitionKey]: taskPartition(taskId),
             [TABLE_KEYS.sortKey]: `${OUTBOX_PREFIX}${event.detail.event_id}`,
           },
-          UpdateExpression: 'SET #published_at = :now',
+          UpdateExpression: MARK_PUBLISHED,
           ConditionExpression: ENTRY_EXISTS,
-          ExpressionAttributeNames: { '#pk': TABLE_KEYS.partitionKey, '#published_at': 'published_at' },
+          ExpressionAttributeNames: attributeNames(MARK_PUBLISHED, ENTRY_EXISTS),
           ExpressionAttributeValues: { ':now': new Date(nowMs).toISOString() },
         }),
       )
@@ -251,19 +228,11 @@ export class PendingEvents {
    * waits any more.
    */
   async settleEnded(task: TaskRecord, dueAt: number | undefined): Promise<void> {
-    const names = {
-      '#task_state': 'task_state',
-      '#event_pending': 'event_pending',
-      '#outbox_pending': 'outbox_pending',
-      '#due_pk': DUE_INDEX.partitionKey,
-      '#due_at': DUE_INDEX.sortKey,
-    };
     if (dueAt === undefined) {
       await this.update({
         task,
         expression: 'REMOVE #due_pk, #due_at',
         condition: NOTHING_PENDING,
-        names,
         values: { ':progress': 'PROGRESS' },
       });
       return;
@@ -272,7 +241,6 @@ export class PendingEvents {
       task,
       expression: 'SET #due_pk = :due_pk, #due_at = :due_at',
       condition: ENDED,
-      names: { '#task_state': 'task_state', '#due_pk': DUE_INDEX.partitionKey, '#due_at': DUE_INDEX.sortKey },
       values: { ':progress': 'PROGRESS', ':due_pk': DUE_PARTITION, ':due_at': dueAt },
     });
   }

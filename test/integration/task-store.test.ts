@@ -49,6 +49,12 @@ async function apply(taskId: string, statuses: readonly SubtaskStatus[]): Promis
 }
 
 /** The error code of each outcome, or its kind when it was not rejected. */
+/** Initialize options that write one page of `pageSize` subtasks, then stop. */
+function onePage(pageSize: number) {
+  let pages = 0;
+  return { mayContinue: () => pages++ === 0, pageSize };
+}
+
 function codes(outcomes: readonly Outcome[]): string[] {
   return outcomes.map((outcome) => (outcome.kind === 'rejected' ? outcome.error.code : outcome.kind));
 }
@@ -293,16 +299,12 @@ describe('initialize', () => {
   it('moves an unfinished initialization’s due time a grace on from each page it saves', async () => {
     const taskId = uniqueName('grace');
     const request = initializeRequest(taskId, 30);
-    const onePage = () => {
-      let pages = 0;
-      return { mayContinue: () => pages++ === 0, pageSize: 10 };
-    };
     const later = T0 + 10 * 60_000;
     const grace = SWEEPER.initializeGraceMinutes * 60;
 
-    await table.store.initialize(request, T0, onePage());
+    await table.store.initialize(request, T0, onePage(10));
     const afterFirst = await rawTaskItem(taskId);
-    await table.store.initialize(request, later, onePage());
+    await table.store.initialize(request, later, onePage(10));
     const afterSecond = await rawTaskItem(taskId);
 
     expect(afterFirst).toMatchObject({ init_written: 10, due_at: Math.floor(T0 / 1000) + grace });
@@ -324,7 +326,8 @@ describe('initialize', () => {
       (next) => async (args) => {
         const input = args.input as { UpdateExpression?: string };
         if (input.UpdateExpression?.includes('#ready = :true')) {
-          await table.store.endIncomplete(stuck, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
+          const read = await task(taskId);
+          await table.store.endIncomplete(read, 'FAILURE', 'INITIALIZE_INCOMPLETE', T0 + 60_000);
         }
         return next(args);
       },
@@ -690,6 +693,23 @@ describe('the due index, cancel and incomplete initializations', () => {
     await due.store.pendingEvents.clearTaskEnded(await task(incomplete, due.store));
     expect(await due.store.dueTaskIds(seconds(giveUp) + 86_400, 50)).not.toContain(incomplete);
     expect((await task(ready, due.store)).task_state).toBe('PROGRESS');
+  });
+
+  it('does not end an initialization that saved a page after the sweeper read it: it is still advancing', async () => {
+    const taskId = uniqueName('advancing');
+    const request = initializeRequest(taskId, 3);
+    const { task: read } = await due.store.initialize(request, T0, onePage(1));
+    const later = T0 + 60_000;
+    await due.store.initialize(request, later, onePage(1));
+
+    const ended = await due.store.endIncomplete(read, 'FAILURE', 'INITIALIZE_INCOMPLETE', later + 1_000);
+
+    expect(ended).toBe(false);
+    expect(await task(taskId, due.store)).toMatchObject({
+      task_state: 'PROGRESS',
+      init_written: 2,
+      updated_at: new Date(later).toISOString(),
+    });
   });
 });
 
