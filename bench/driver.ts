@@ -1,8 +1,3 @@
-import { performance } from 'node:perf_hooks';
-import { sleep } from '../lambdas/core/backoff';
-import type { Delivery } from '../test/support/workload';
-import type { BatchOutcome, MayStart } from './types';
-
 /**
  * Stands in for SQS and Lambda's event source mapping: `appliers` concurrent invocations each take the next
  * `batchSize` deliveries off one queue; what a batch hands back goes to the end of the queue, as SQS delivers it
@@ -13,6 +8,11 @@ import type { BatchOutcome, MayStart } from './types';
  * redeliveries included, so the table ends in a state the ground truth of exactly those deliveries describes: a
  * budgeted run is checked for exactness like a complete one, on a prefix of the same workload.
  */
+
+import { performance } from 'node:perf_hooks';
+import { sleep } from '../lambdas/core/backoff';
+import type { Delivery } from '../test/support/workload';
+import type { BatchOutcome, MayStart } from './types';
 
 export interface DriveOptions {
   readonly appliers: number;

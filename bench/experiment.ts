@@ -1,3 +1,5 @@
+/** One row of the bench: a strategy applying one workload with a given concurrency and Lambda batch size. */
+
 import { DeleteTableCommand, type DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
@@ -16,8 +18,6 @@ import type {
   StreamedFigures,
   TransactionalFigures,
 } from './types';
-
-/** One row of the bench: a strategy applying one workload with a given concurrency and Lambda batch size. */
 
 export interface Cell {
   readonly strategy: StrategyName;

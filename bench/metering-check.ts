@@ -1,3 +1,11 @@
+/**
+ * Before the runs, the metering prices the exact item shapes the runs write, and DynamoDB Local prices the same
+ * items on plain `PutItem` and `UpdateItem`, where its `ConsumedCapacity` follows DynamoDB's rules, due index
+ * writes included (an item entering the sparse index, its key moving, leaving it); then the three consistent
+ * reads the service makes (GetItem of the task, BatchGetItem of subtasks, Query of a shard) are priced by the 4 KB
+ * rule and compared with what DynamoDB Local reports, which is what the runs count.
+ */
+
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { BatchGetCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
@@ -24,14 +32,6 @@ import {
 } from '../test/support/metering';
 import { subtaskIdsFor } from '../test/support/workload';
 import { MODEL_SUBTASKS } from './model';
-
-/**
- * Before the runs, the metering prices the exact item shapes the runs write, and DynamoDB Local prices the same
- * items on plain `PutItem` and `UpdateItem`, where its `ConsumedCapacity` follows DynamoDB's rules, due index
- * writes included (an item entering the sparse index, its key moving, leaving it); then the three consistent
- * reads the service makes (GetItem of the task, BatchGetItem of subtasks, Query of a shard) are priced by the 4 KB
- * rule and compared with what DynamoDB Local reports, which is what the runs count.
- */
 
 export interface MeteringCheck {
   readonly item: string;

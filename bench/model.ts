@@ -1,3 +1,10 @@
+/**
+ * The model for real DynamoDB: how many statuses a second one task can take, from a row's measured per-status
+ * and per-fold figures and DynamoDB's per-partition limits (one partition serves at most 1,000 write units and
+ * 3,000 read units a second: developerguide/bp-partition-key-design.html). DynamoDB Local enforces no limit, so
+ * this is arithmetic on measured units, not a measurement.
+ */
+
 import { randomUUID } from 'node:crypto';
 import { initializeTask } from '../lambdas/core/task';
 import { shardSizes, writeShardCount } from '../lambdas/core/write-shards';
@@ -8,13 +15,6 @@ import { itemBytes, itemReadUnits, writeUnitsForBytes } from '../test/support/me
 import { subtaskIdsFor } from '../test/support/workload';
 import type { Role } from './streamed/meter';
 import type { StreamedFigures } from './types';
-
-/**
- * The model for real DynamoDB: how many statuses a second one task can take, from a row's measured per-status
- * and per-fold figures and DynamoDB's per-partition limits (one partition serves at most 1,000 write units and
- * 3,000 read units a second: developerguide/bp-partition-key-design.html). DynamoDB Local enforces no limit, so
- * this is arithmetic on measured units, not a measurement.
- */
 
 export const PARTITION_WRITE_UNITS_PER_SECOND = 1_000;
 export const PARTITION_READ_UNITS_PER_SECOND = 3_000;

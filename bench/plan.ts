@@ -1,8 +1,8 @@
+/** Which rows a bench run measures: the command-line options, and the cells of the full matrix it skips and why. */
+
 import { parseArgs } from 'node:util';
 import type { Cell } from './experiment';
 import { STRATEGY_NAMES, type StrategyName } from './types';
-
-/** Which rows a bench run measures: the command-line options, and the cells of the full matrix it skips and why. */
 
 export interface BenchOptions {
   readonly quick: boolean;

@@ -1,3 +1,5 @@
+/** Plain-text (Markdown) tables of a bench run, the per-partition model, and the verdict on each target. */
+
 import type { Cell, RowResult } from './experiment';
 import type { MeteringCheck, ReadCheck } from './metering-check';
 import {
@@ -9,8 +11,6 @@ import {
 import { HEADLINE, type SkippedCells } from './plan';
 import type { StackLagResult } from './stack-lag';
 import type { StrategyName } from './types';
-
-/** Plain-text (Markdown) tables of a bench run, the per-partition model, and the verdict on each target. */
 
 type Align = 'left' | 'right';
 

@@ -1,3 +1,10 @@
+/**
+ * `npm run bench [-- options]`: starts DynamoDB Local in memory, runs each planned row on a fresh table with the
+ * service's own code, prints the tables and writes `.bench/results.json` (git-ignored; `--out` to change). Exits 1
+ * when any row's final counts are not exact, a row could not finish, or the metering disagrees with DynamoDB Local
+ * where it can be checked.
+ */
+
 import { readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -36,13 +43,6 @@ import {
   targetsText,
 } from './report';
 import { measureStackLag, type StackLagResult } from './stack-lag';
-
-/**
- * `npm run bench [-- options]`: starts DynamoDB Local in memory, runs each planned row on a fresh table with the
- * service's own code, prints the tables and writes `.bench/results.json` (git-ignored; `--out` to change). Exits 1
- * when any row's final counts are not exact, a row could not finish, or the metering disagrees with DynamoDB Local
- * where it can be checked.
- */
 
 // The SDK's notice that its 2027 releases need Node 22 would interleave with the tables, and so would the
 // aggregator's metrics (CloudWatch EMF lines on stdout) and logs.

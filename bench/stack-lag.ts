@@ -1,3 +1,16 @@
+/**
+ * Read lag end to end on the whole local stack (`startLocalStack`): statuses sent to the SQS queue, the applier
+ * function fed by the stack's SQS event source stand-in with `appliers` polling loops, the aggregator fed by its
+ * stream poller, and the HTTP API answering real `GET /tasks/{id}` requests, every one of them with the deployed
+ * batch sizes and batching windows.
+ *
+ * The hot task's workload is sent as the load, with at most `batchSize` statuses per polling loop sent and not
+ * yet applied, as each applier of the bench rows holds one batch (so the lag is the service's, not a backlog's). Beside it, a few probe tasks each send one status at a
+ * time, a fresh subtask reporting one attempted item, and poll `GET /tasks/{probe}` until the task shows it
+ * (`task_progress.attempted + in_flight.attempted` reaches the probes sent): the lag from `SendMessage` to that
+ * response. A probe task holds only probe statuses, so each response says exactly which probes it counts.
+ */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,19 +26,6 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators';
 import { startLocalStack } from '../local/local-stack';
 import { type Delivery, expectedProgress, subtaskIdsFor, type Workload } from '../test/support/workload';
 import { percentile } from './streamed/read-lag';
-
-/**
- * Read lag end to end on the whole local stack (`startLocalStack`): statuses sent to the SQS queue, the applier
- * function fed by the stack's SQS event source stand-in with `appliers` polling loops, the aggregator fed by its
- * stream poller, and the HTTP API answering real `GET /tasks/{id}` requests, every one of them with the deployed
- * batch sizes and batching windows.
- *
- * The hot task's workload is sent as the load, with at most `batchSize` statuses per polling loop sent and not
- * yet applied, as each applier of the bench rows holds one batch (so the lag is the service's, not a backlog's). Beside it, a few probe tasks each send one status at a
- * time, a fresh subtask reporting one attempted item, and poll `GET /tasks/{probe}` until the task shows it
- * (`task_progress.attempted + in_flight.attempted` reaches the probes sent): the lag from `SendMessage` to that
- * response. A probe task holds only probe statuses, so each response says exactly which probes it counts.
- */
 
 export interface StackLagResult {
   readonly appliers: number;

@@ -1,3 +1,9 @@
+/**
+ * What the driver (`driver.ts`) and the strategies (`streamed/`, `transactional/`, chosen in `strategies.ts`)
+ * share: a strategy takes one Lambda batch at a time and says which deliveries must come back. Kept apart so that
+ * neither imports the other.
+ */
+
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { SubtaskStatus } from '../lambdas/core/subtask-status';
@@ -5,12 +11,6 @@ import type { ItemKind } from '../lambdas/store/task-store';
 import type { Delivery } from '../test/support/workload';
 import type { ReadCount, Role, WriteCount } from './streamed/meter';
 import type { ReadLagSummary } from './streamed/read-lag';
-
-/**
- * What the driver (`driver.ts`) and the strategies (`streamed/`, `transactional/`, chosen in `strategies.ts`)
- * share: a strategy takes one Lambda batch at a time and says which deliveries must come back. Kept apart so that
- * neither imports the other.
- */
 
 export const STRATEGY_NAMES = ['streamed', 'coalesced'] as const;
 export type StrategyName = (typeof STRATEGY_NAMES)[number];

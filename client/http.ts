@@ -1,14 +1,14 @@
-import type { z } from 'zod';
-import { errorBodySchema } from '../lambdas/core/contract';
-import { ProgressApiError, ProgressApiUnreachableError, UnexpectedResponseError } from './errors';
-import { type Credentials, isLoopback, signatureHeaders } from './request-signing';
-import { setting } from './settings';
-
 /**
  * One request to the service's HTTP API, as every client call makes it: JSON in and out, signed with SigV4
  * unless the API is the local stack on loopback (a signature never travels over plain http), and every answer
  * read whole before anyone looks at it.
  */
+
+import type { z } from 'zod';
+import { errorBodySchema } from '../lambdas/core/contract';
+import { ProgressApiError, ProgressApiUnreachableError, UnexpectedResponseError } from './errors';
+import { type Credentials, isLoopback, signatureHeaders } from './request-signing';
+import { setting } from './settings';
 
 export interface ApiOptions {
   /** Base URL of the API. @default the SUBTASK_PROGRESS_API_URL environment variable */

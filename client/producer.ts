@@ -1,3 +1,10 @@
+/**
+ * What workers call: queue cumulative subtask statuses for the applier, built with the reference's status
+ * helpers. Endpoints, region and credentials come from the AWS SDK's usual chain (including
+ * `AWS_ENDPOINT_URL_SQS` for the local stack). Tasks are created over the API (`task-api.ts`): producers hold
+ * no table rights.
+ */
+
 import {
   SendMessageBatchCommand,
   type SendMessageBatchCommandOutput,
@@ -9,13 +16,6 @@ import { InvalidMessageError } from '../lambdas/core/errors';
 import { parseStatusMessage, statusMessageBody } from '../lambdas/core/status-message';
 import type { SubtaskStatus } from '../lambdas/core/subtask-status';
 import { setting } from './settings';
-
-/**
- * What workers call: queue cumulative subtask statuses for the applier, built with the reference's status
- * helpers. Endpoints, region and credentials come from the AWS SDK's usual chain (including
- * `AWS_ENDPOINT_URL_SQS` for the local stack). Tasks are created over the API (`task-api.ts`): producers hold
- * no table rights.
- */
 
 /** The status algebra workers build their statuses with (reference semantics: counts are cumulative). */
 export {

@@ -1,12 +1,12 @@
-import { z } from 'zod';
-import { subtaskStatusSchema } from '../lambdas/core/status-message';
-import type { SubtaskState } from '../lambdas/core/subtask-status';
-import { type ApiOptions, apiError, conditionalGet, parseBody, send, taskPath } from './http';
-
 /**
  * Reads of the API (`GET /tasks/{task_id}` and its subtask listing). Every answer is checked against the shape
  * the API promises before anyone relies on it; requests to anything but loopback are SigV4-signed.
  */
+
+import { z } from 'zod';
+import { subtaskStatusSchema } from '../lambdas/core/status-message';
+import type { SubtaskState } from '../lambdas/core/subtask-status';
+import { type ApiOptions, apiError, conditionalGet, parseBody, send, taskPath } from './http';
 
 const count = z.int().nonnegative();
 

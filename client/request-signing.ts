@@ -1,13 +1,13 @@
+/**
+ * SigV4 for the deployed API, which API Gateway guards with IAM authorization: the same signer, hash and credential
+ * chain the AWS SDK signs its own calls with.
+ */
+
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { Hash } from '@smithy/hash-node';
 import { HttpRequest } from '@smithy/protocol-http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { ClientConfigurationError } from './errors';
-
-/**
- * SigV4 for the deployed API, which API Gateway guards with IAM authorization: the same signer, hash and credential
- * chain the AWS SDK signs its own calls with.
- */
 
 export type Credentials = ConstructorParameters<typeof SignatureV4>[0]['credentials'];
 

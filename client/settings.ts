@@ -1,10 +1,10 @@
-import { z } from 'zod';
-import { ClientConfigurationError } from './errors';
-
 /**
  * The client's settings: passed explicitly, or read from the environment variables `npm start` prints (and a
  * deployment sets). Checked where they are used, so a producer that only sends never needs the API's URL.
  */
+
+import { z } from 'zod';
+import { ClientConfigurationError } from './errors';
 
 const httpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' });
 

@@ -1,3 +1,9 @@
+/**
+ * The API's writes, as a job's coordinator makes them: `PUT /tasks/{task_id}` creates a task and its subtasks,
+ * `POST /tasks/{task_id}/cancel` cancels it. Producers need no table rights: the deployed API takes a SigV4-signed
+ * request from any identity granted `execute-api:Invoke` on these routes.
+ */
+
 import { setTimeout as delay } from 'node:timers/promises';
 import {
   CancelConflictError,
@@ -8,12 +14,6 @@ import {
 } from './errors';
 import { type ApiOptions, apiError, errorBody, parseBody, type RawResponse, send, taskPath } from './http';
 import { type Progress, progressSchema } from './progress-api';
-
-/**
- * The API's writes, as a job's coordinator makes them: `PUT /tasks/{task_id}` creates a task and its subtasks,
- * `POST /tasks/{task_id}/cancel` cancels it. Producers need no table rights: the deployed API takes a SigV4-signed
- * request from any identity granted `execute-api:Invoke` on these routes.
- */
 
 /** A task and its subtasks: either `subtaskIds`, or `subtaskCount` numbered ids `<prefix>-0…` (a few bytes). */
 export interface InitializeTaskRequest {

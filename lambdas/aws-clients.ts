@@ -1,14 +1,14 @@
-import type { Tracer } from '@aws-lambda-powertools/tracer';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import { SQSClient } from '@aws-sdk/client-sqs';
-import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-
 /**
  * SDK clients as every handler and tool of ours builds them. Endpoints, region and credentials come from the
  * SDK's own chain, so `AWS_ENDPOINT_URL_DYNAMODB` / `AWS_ENDPOINT_URL_SQS` point them at the local emulators.
  * With a tracer, each call becomes an X-Ray subsegment (Powertools turns itself off outside Lambda).
  */
+
+import type { Tracer } from '@aws-lambda-powertools/tracer';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 
 function traced<T>(client: T, tracer: Tracer | undefined): T {
   return tracer === undefined ? client : tracer.captureAWSv3Client(client);

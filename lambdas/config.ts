@@ -1,10 +1,10 @@
-import { z } from 'zod';
-import { ENVIRONMENT } from './service-settings';
-
 /**
  * Handler configuration, read once at cold start from the environment. Required names have no defaults: a
  * function deployed without them fails on its first load, loudly, instead of writing somewhere unexpected.
  */
+
+import { z } from 'zod';
+import { ENVIRONMENT } from './service-settings';
 
 const nonEmpty = z.string().trim().min(1);
 

@@ -1,3 +1,10 @@
+/**
+ * `npm run demo`: a bulk job played against a running `npm start`. It initializes the task over the API, as a
+ * producer would; then workers send what real ones would, the way SQS delivers it — progress, retries, failures,
+ * the same status twice, a status overtaken by a newer one — and the demo prints the final counts and state it
+ * expects, computed from what it sent with the core's own ending rule and wording, to compare with `status`.
+ */
+
 import { parseArgs } from 'node:util';
 import { GetQueueUrlCommand } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
@@ -18,13 +25,6 @@ import { isTerminalState } from '../lambdas/core/subtask-status';
 import { initializeTask as initialRecords, type SubtaskCounters } from '../lambdas/core/task';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from './emulators';
 import { DEFAULT_QUEUE_NAME } from './local-stack';
-
-/**
- * `npm run demo`: a bulk job played against a running `npm start`. It initializes the task over the API, as a
- * producer would; then workers send what real ones would, the way SQS delivers it — progress, retries, failures,
- * the same status twice, a status overtaken by a newer one — and the demo prints the final counts and state it
- * expects, computed from what it sent with the core's own ending rule and wording, to compare with `status`.
- */
 
 // The demo talks to the local stack: the exported variables `npm start` prints win, its default ports otherwise.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

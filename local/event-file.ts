@@ -1,10 +1,3 @@
-import { randomUUID } from 'node:crypto';
-import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import type { ServiceEvent } from '../lambdas/core/events';
-import type { EventPublisher } from '../lambdas/events/event-publisher';
-import { EVENTS } from '../lambdas/service-settings';
-
 /**
  * Where the local stack's events go instead of EventBridge: one JSON line per event, in the envelope EventBridge
  * would deliver to a rule's target (`id`, `detail-type`, `source`, `time`, `detail`, …), so a consumer written
@@ -14,6 +7,13 @@ import { EVENTS } from '../lambdas/service-settings';
  * the same `detail.event_id`. The file keeps what a consumer that drops repeats by `event_id` keeps — each event
  * once — and reports every repeat to `onEvent`, so the redelivery stays visible.
  */
+
+import { randomUUID } from 'node:crypto';
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { ServiceEvent } from '../lambdas/core/events';
+import type { EventPublisher } from '../lambdas/events/event-publisher';
+import { EVENTS } from '../lambdas/service-settings';
 
 /** An event as EventBridge hands it to a target. */
 export interface LocalEvent {

@@ -1,3 +1,10 @@
+/**
+ * Stands in for Lambda's SQS event source mapping: long-polls the queue, gathers a batch within the batching
+ * window, invokes the function with a real-shaped `SQSEvent`, deletes what succeeded and leaves the rest to the
+ * queue. Redelivery after the visibility timeout and the redrive to the dead-letter queue are the queue's own
+ * doing, exactly as in AWS: the poller never re-queues anything itself.
+ */
+
 import {
   DeleteMessageBatchCommand,
   type Message,
@@ -19,13 +26,6 @@ import {
   sleep,
   withoutUndefined,
 } from './lambda-invocation';
-
-/**
- * Stands in for Lambda's SQS event source mapping: long-polls the queue, gathers a batch within the batching
- * window, invokes the function with a real-shaped `SQSEvent`, deletes what succeeded and leaves the rest to the
- * queue. Redelivery after the visibility timeout and the redrive to the dead-letter queue are the queue's own
- * doing, exactly as in AWS: the poller never re-queues anything itself.
- */
 
 /** Its answer is checked like any untrusted input (`batchResponseSchema` in `lambda-invocation.ts`). */
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;

@@ -1,3 +1,11 @@
+/**
+ * Stands in for API Gateway's HTTP API in front of the API function: each request becomes a payload format 2.0
+ * event (body included, base64-encoded when it is not text), routed with the same route table the CDK stack
+ * declares, and the function's structured result becomes the response. The function gets a Lambda context whose
+ * remaining time counts down from API Gateway's 30 s. Authorization is not emulated: the local API listens on
+ * 127.0.0.1 only.
+ */
+
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -7,14 +15,6 @@ import { matchRoute, ROUTES } from '../lambdas/core/routes';
 import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
 import { ACCOUNT_ID, DeadlineInvocations, lambdaContext } from './lambda-invocation';
-
-/**
- * Stands in for API Gateway's HTTP API in front of the API function: each request becomes a payload format 2.0
- * event (body included, base64-encoded when it is not text), routed with the same route table the CDK stack
- * declares, and the function's structured result becomes the response. The function gets a Lambda context whose
- * remaining time counts down from API Gateway's 30 s. Authorization is not emulated: the local API listens on
- * 127.0.0.1 only.
- */
 
 /** Its result is checked like any untrusted input, so it is typed as what it may be: anything. */
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;

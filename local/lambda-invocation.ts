@@ -1,8 +1,8 @@
+/** What the local stand-ins for Lambda's event sources and API Gateway share when they invoke a function. */
+
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
-
-/** What the local stand-ins for Lambda's event sources and API Gateway share when they invoke a function. */
 
 export const ACCOUNT_ID = '000000000000';
 

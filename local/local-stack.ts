@@ -1,3 +1,15 @@
+/**
+ * The whole service on one machine: DynamoDB Local and the SQS emulator (started here, or ones already running),
+ * the table and queues as the CDK stack creates them, and the four functions of the synthesized stack, each from
+ * its entry file, in sandboxes with its template's environment, memory and timeout, calling AWS through a
+ * gateway that enforces its role (`local-functions.ts`):
+ * - the applier, fed by a stand-in for Lambda's SQS event source;
+ * - the API, behind a stand-in for API Gateway;
+ * - the aggregator, fed by a stand-in for Lambda's DynamoDB Streams event source on the table's stream; its
+ *   `PutEvents` reach the gateway's EventBridge stand-in, which appends them to the events file;
+ * - the sweeper, on a timer instead of EventBridge's one-minute schedule.
+ */
+
 import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -30,18 +42,6 @@ import {
 import { createStatusQueues, createTaskTable } from './resources';
 import { type StreamBatchReport, type StreamPoller, startStreamPoller } from './stream-poller';
 import { type FunctionName, synthesizedStack } from './synthesized-stack';
-
-/**
- * The whole service on one machine: DynamoDB Local and the SQS emulator (started here, or ones already running),
- * the table and queues as the CDK stack creates them, and the four functions of the synthesized stack, each from
- * its entry file, in sandboxes with its template's environment, memory and timeout, calling AWS through a
- * gateway that enforces its role (`local-functions.ts`):
- * - the applier, fed by a stand-in for Lambda's SQS event source;
- * - the API, behind a stand-in for API Gateway;
- * - the aggregator, fed by a stand-in for Lambda's DynamoDB Streams event source on the table's stream; its
- *   `PutEvents` reach the gateway's EventBridge stand-in, which appends them to the events file;
- * - the sweeper, on a timer instead of EventBridge's one-minute schedule.
- */
 
 export const DEFAULT_TABLE_NAME = 'subtask-progress-tasks';
 export const DEFAULT_QUEUE_NAME = 'subtask-progress-statuses';

@@ -1,3 +1,8 @@
+/**
+ * Creates the service's table and queues on the emulators with the settings the CDK stack deploys, both read
+ * from `service-settings.ts`.
+ */
+
 import { CreateTableCommand, type DynamoDBClient, UpdateTimeToLiveCommand } from '@aws-sdk/client-dynamodb';
 import { CreateQueueCommand, GetQueueAttributesCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import {
@@ -7,11 +12,6 @@ import {
   TABLE_KEYS,
   TABLE_STREAM_VIEW,
 } from '../lambdas/service-settings';
-
-/**
- * Creates the service's table and queues on the emulators with the settings the CDK stack deploys, both read
- * from `service-settings.ts`.
- */
 
 const DAY_SECONDS = 24 * 60 * 60;
 

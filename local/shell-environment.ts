@@ -1,11 +1,11 @@
-import { LOCAL_CREDENTIALS } from './emulators';
-import type { LocalStack } from './local-stack';
-
 /**
  * The environment that points a shell at the local stack: the line `npm start` prints, and what the README's
  * snippets run with in the tests. Both region variables are set: the JavaScript SDK reads `AWS_REGION`, botocore
  * (boto3) and the AWS CLI read only `AWS_DEFAULT_REGION`.
  */
+
+import { LOCAL_CREDENTIALS } from './emulators';
+import type { LocalStack } from './local-stack';
 
 export type LocalEndpoints = Pick<
   LocalStack,

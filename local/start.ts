@@ -1,3 +1,9 @@
+/**
+ * `npm start`: the whole service on local emulators, until Ctrl-C.
+ *
+ *   DYNAMODB_PORT=8000 SQS_PORT=9324 HTTP_PORT=3000 npm start [-- --persist [dir]] [--sweep-every SECONDS]
+ */
+
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -13,12 +19,6 @@ import {
 } from './local-stack';
 import { exportLine, localEnvironment } from './shell-environment';
 import type { StreamBatchReport } from './stream-poller';
-
-/**
- * `npm start`: the whole service on local emulators, until Ctrl-C.
- *
- *   DYNAMODB_PORT=8000 SQS_PORT=9324 HTTP_PORT=3000 npm start [-- --persist [dir]] [--sweep-every SECONDS]
- */
 
 // The SDK's notice that its 2027 releases need Node 22 is not news to someone starting the local stack.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';

@@ -1,3 +1,14 @@
+/**
+ * Stands in for Lambda's DynamoDB Streams event source mapping: finds the stream's shards, reads each one in
+ * order (a parent to its end before its children), gathers a batch within the batching window, invokes the
+ * function with a real-shaped `DynamoDBStreamEvent` and keeps a checkpoint per shard. Partial batch responses
+ * are always on: the checkpoint moves to just before the lowest failed sequence number. A whole-batch failure
+ * is bisected (when asked) and retried for ever, as with `MaximumRetryAttempts: -1`: a record that keeps failing
+ * holds its shard up, exactly as it would in AWS. One batch at a time per shard (a `ParallelizationFactor` of 1,
+ * so records stay in order per shard, not just per item). Checkpoints live in memory: a new poller starts again
+ * from its starting position.
+ */
+
 import {
   DescribeStreamCommand,
   type DynamoDBStreamsClient,
@@ -19,17 +30,6 @@ import {
 } from './lambda-invocation';
 import { sequenceNumber, toRecord } from './lambda-stream-records';
 import { deferred, newShard, type ShardState, WakeableTimer } from './stream-shard';
-
-/**
- * Stands in for Lambda's DynamoDB Streams event source mapping: finds the stream's shards, reads each one in
- * order (a parent to its end before its children), gathers a batch within the batching window, invokes the
- * function with a real-shaped `DynamoDBStreamEvent` and keeps a checkpoint per shard. Partial batch responses
- * are always on: the checkpoint moves to just before the lowest failed sequence number. A whole-batch failure
- * is bisected (when asked) and retried for ever, as with `MaximumRetryAttempts: -1`: a record that keeps failing
- * holds its shard up, exactly as it would in AWS. One batch at a time per shard (a `ParallelizationFactor` of 1,
- * so records stay in order per shard, not just per item). Checkpoints live in memory: a new poller starts again
- * from its starting position.
- */
 
 export type StreamHandler = (
   event: DynamoDBStreamEvent,

@@ -1,13 +1,3 @@
-import { TABLE_KEYS } from '../../lambdas/service-settings';
-import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
-import {
-  type IndexEntry,
-  indexEntries,
-  itemBytes,
-  tableIndexWriteUnits,
-  writeUnitsForBytes,
-} from '../../test/support/metering';
-
 /**
  * Prices every write and read the streamed path sends, through the store's `StoreObserver`, by DynamoDB's rules
  * (`test/support/metering.ts`):
@@ -20,6 +10,16 @@ import {
  * - reads are counted as DynamoDB Local reports them (`ReturnConsumedCapacity`), which follows DynamoDB's read
  *   rules for GetItem, Query and BatchGetItem (checked by `checkReadUnits` in `metering-check.ts`).
  */
+
+import { TABLE_KEYS } from '../../lambdas/service-settings';
+import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
+import {
+  type IndexEntry,
+  indexEntries,
+  itemBytes,
+  tableIndexWriteUnits,
+  writeUnitsForBytes,
+} from '../../test/support/metering';
 
 export type Role = 'applier' | 'fold';
 

@@ -1,8 +1,3 @@
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import { recountShard } from '../../lambdas/core/fold';
-import type { ShardCounter, SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
-import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
-
 /**
  * Read lag: from a status being handed to an applier until a read of the task (`store.getTask`, what
  * `GET /tasks/{id}` returns) shows its effect. Exact, not inferred from the counts: the fold's own reads are
@@ -15,6 +10,11 @@ import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
  * `counters_vsum` traces to a recount that saw that subtask at version v or later. Versions only grow and the
  * guards let only newer sums through, so the first mapping recorded for a sum is the one the task shows.
  */
+
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { recountShard } from '../../lambdas/core/fold';
+import type { ShardCounter, SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
+import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
 
 interface PendingWrite {
   readonly version: number;

@@ -1,3 +1,12 @@
+/**
+ * `streamed`, round 2's write path as deployed: N appliers run the service's `applyBatch` with its `TaskStore`
+ * (one conditional put per changed subtask), and the table's real stream, read by `local/stream-poller.ts` (the
+ * stand-in for Lambda's event source mapping) with the aggregator's batch size and batching window, feeds the
+ * aggregator's real Lambda handler (`createAggregatorHandler`): recount each touched shard, write its counter,
+ * refresh the task. Every write and read of both sides is metered through the store's `StoreObserver`; a reader
+ * polls `getTask` to measure read lag.
+ */
+
 import { performance } from 'node:perf_hooks';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -23,15 +32,6 @@ import {
 } from '../types';
 import { StreamMeter } from './meter';
 import { percentile, ReadLagTracer, startReader, TracedTaskStore } from './read-lag';
-
-/**
- * `streamed`, round 2's write path as deployed: N appliers run the service's `applyBatch` with its `TaskStore`
- * (one conditional put per changed subtask), and the table's real stream, read by `local/stream-poller.ts` (the
- * stand-in for Lambda's event source mapping) with the aggregator's batch size and batching window, feeds the
- * aggregator's real Lambda handler (`createAggregatorHandler`): recount each touched shard, write its counter,
- * refresh the task. Every write and read of both sides is metered through the store's `StoreObserver`; a reader
- * polls `getTask` to measure read lag.
- */
 
 const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 

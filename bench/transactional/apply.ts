@@ -1,9 +1,3 @@
-import { backoffDelayMs, sleep } from '../../lambdas/core/backoff';
-import { parseStatusMessage } from '../../lambdas/core/status-message';
-import { ROUND1_RETRY_POLICY } from './pacing';
-import { type Round1Outcome, type Round1StatusUpdate, round1ApplyStatuses } from './records';
-import type { TransactionalStore } from './store';
-
 /**
  * Round 1's applier (`lambdas/store/apply-to-task.ts` and `lambdas/applier/apply-batch.ts` at b7f12fc), trimmed
  * to what the bench row needs: a batch's records are parsed and grouped per task, and each task gets one
@@ -11,6 +5,12 @@ import type { TransactionalStore } from './store';
  * one transaction conditioned on the task's version; on a conflict back off and start again on fresh data,
  * chained in transactions of at most 99 subtasks. The bench has no dead-letter queue and no Lambda clock.
  */
+
+import { backoffDelayMs, sleep } from '../../lambdas/core/backoff';
+import { parseStatusMessage } from '../../lambdas/core/status-message';
+import { ROUND1_RETRY_POLICY } from './pacing';
+import { type Round1Outcome, type Round1StatusUpdate, round1ApplyStatuses } from './records';
+import type { TransactionalStore } from './store';
 
 /** A transaction holds at most 100 actions: the task update and 99 subtask puts. */
 const MAX_SUBTASKS_PER_TRANSACTION = 99;

@@ -1,12 +1,3 @@
-import { isStale } from '../../lambdas/core/apply-statuses';
-import {
-  createSubtaskStatus,
-  isTerminalState,
-  type SubtaskStatus,
-  sameStatus,
-} from '../../lambdas/core/subtask-status';
-import { TABLE_KEYS } from '../../lambdas/service-settings';
-
 /**
  * Round 1's records and pure core (`lambdas/core/task.ts` and `apply-statuses.ts` at b7f12fc), frozen here as the
  * bench's comparison row once round 2 replaced them. Trimmed to what the row needs: no options, TTL or
@@ -16,6 +7,15 @@ import { TABLE_KEYS } from '../../lambdas/service-settings';
  * Layout: the task item and its subtask items share the partition `TASK#<task_id>`; every status commits the
  * task's totals and the changed subtasks in one transaction conditioned on the task's version.
  */
+
+import { isStale } from '../../lambdas/core/apply-statuses';
+import {
+  createSubtaskStatus,
+  isTerminalState,
+  type SubtaskStatus,
+  sameStatus,
+} from '../../lambdas/core/subtask-status';
+import { TABLE_KEYS } from '../../lambdas/service-settings';
 
 export type Round1TaskState = 'PROGRESS' | 'SUCCESS' | 'FAILURE';
 

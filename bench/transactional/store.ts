@@ -1,3 +1,9 @@
+/**
+ * Round 1's DynamoDB adapter (`lambdas/store/task-store.ts` at b7f12fc), trimmed to what the bench row needs, with
+ * the metering the bench used to add in a subclass built in: every commit attempt priced on the items as read and
+ * written (2 units per KB of each, committed or canceled), every read's units as DynamoDB Local reports them.
+ */
+
 import { ConditionalCheckFailedException, TransactionCanceledException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
@@ -26,12 +32,6 @@ import {
   round1TaskPartition,
 } from './records';
 import type { TransactionTally } from './tally';
-
-/**
- * Round 1's DynamoDB adapter (`lambdas/store/task-store.ts` at b7f12fc), trimmed to what the bench row needs, with
- * the metering the bench used to add in a subclass built in: every commit attempt priced on the items as read and
- * written (2 units per KB of each, committed or canceled), every read's units as DynamoDB Local reports them.
- */
 
 const ROUND1_BATCH_GET_LIMIT = 100;
 const ROUND1_INITIALIZE_PARALLELISM = 16;

@@ -1,3 +1,5 @@
+/** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
+
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { MAX_SUBTASKS } from '../../lambdas/core/contract';
@@ -7,8 +9,6 @@ import { LIST_STATES } from '../../lambdas/core/task-listing';
 import type { SubtaskQuery } from '../progress-api';
 import type { InitializeTaskRequest } from '../task-api';
 import type { TaskListQuery } from '../task-list-api';
-
-/** The command line, checked: anything wrong with it is a `UsageError` (exit code 2), never a runtime failure. */
 
 export const COMMANDS = [
   'init',

@@ -1,3 +1,5 @@
+/** What each command does. Loaded only once the command line is valid: it pulls in the AWS SDK. */
+
 import { numberedSubtaskIds } from '../../lambdas/core/subtask-ids';
 import { retryCount } from '../../lambdas/core/subtask-status';
 import { sendSubtaskStatus } from '../producer';
@@ -9,8 +11,6 @@ import { EXIT } from './exit-codes';
 import { finalLine, progressSummary, subtaskLine, taskLine } from './format';
 import { serveDashboard } from './serve-dashboard';
 import { watchTask } from './watch';
-
-/** What each command does. Loaded only once the command line is valid: it pulls in the AWS SDK. */
 
 type RunnableCommand = Exclude<Command, { kind: 'help' }>;
 

@@ -1,7 +1,7 @@
+/** How the CLI shows a task's progress to a person. */
+
 import type { Progress, SubtaskListing } from '../progress-api';
 import type { TaskRow } from '../task-list-api';
-
-/** How the CLI shows a task's progress to a person. */
 
 /** `45 s`, `3 min 05 s`, `2 h 04 min`: precise enough for an operator, short enough for a bar. */
 export function formatDuration(ms: number): string {

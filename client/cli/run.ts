@@ -1,3 +1,5 @@
+/** Runs one command line and returns the exit code: 0 done, 1 failed, 2 bad arguments. */
+
 import {
   CancelConflictError,
   InitializeConflictError,
@@ -7,8 +9,6 @@ import {
 } from '../errors';
 import { parseCommandLine, UsageError, usage } from './arguments';
 import { EXIT } from './exit-codes';
-
-/** Runs one command line and returns the exit code: 0 done, 1 failed, 2 bad arguments. */
 
 /** What went wrong, in words for an operator: no stack traces for failures we can name. */
 function explain(error: unknown): { message: string; code: number } {

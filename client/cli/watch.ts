@@ -1,15 +1,15 @@
-import { setTimeout as delay } from 'node:timers/promises';
-import { Presets, SingleBar } from 'cli-progress';
-import { ProgressApiUnreachableError } from '../errors';
-import { getProgress, type Progress } from '../progress-api';
-import { formatDuration } from './format';
-
 /**
  * `watch`: a live bar of items attempted — those of ended subtasks and the latest counts of running ones
  * (`in_flight`), so it moves while subtasks run, not only when they end — polling with `If-None-Match` so that an
  * unchanged task costs a 304 and no redraw. Ends when the task does (`SUCCESS`, `FAILURE` or `CANCELED`), or on
  * Ctrl-C.
  */
+
+import { setTimeout as delay } from 'node:timers/promises';
+import { Presets, SingleBar } from 'cli-progress';
+import { ProgressApiUnreachableError } from '../errors';
+import { getProgress, type Progress } from '../progress-api';
+import { formatDuration } from './format';
 
 /** A blip (the local stack restarting, a dropped connection) is ridden out; a dead API is reported. */
 const MAX_CONSECUTIVE_UNREACHABLE = 5;

@@ -1,3 +1,13 @@
+/**
+ * The aggregator's use case: one batch of stream records in, the record to resume from out. Records only say
+ * which write shards changed; each touched shard is recounted once, however many of its records the batch
+ * holds, and each touched task is refreshed once, after all its recounts: one task write per task per batch,
+ * whatever the number of its shards. Ended tasks and timed-out subtasks are published from their own records;
+ * an event that does not go out never holds up the stream: a `Task Ended` stays marked on its task by its ending
+ * write, any other event is deferred to the task's pending events, and the sweeper publishes both (see
+ * `store/pending-events.ts`).
+ */
+
 import type { DynamoDBRecord } from 'aws-lambda';
 import { type ServiceEvent, subtaskTimedOutEvent, taskEndedEvent } from '../core/events';
 import type { TaskRecord } from '../core/task';
@@ -9,16 +19,6 @@ import type { FoldStore } from '../store/task-store';
 import { errorName, isTransient } from '../store/transient-errors';
 import { foldableTask, recountInto, refreshTask } from './fold-shard';
 import { changesOf } from './stream-records';
-
-/**
- * The aggregator's use case: one batch of stream records in, the record to resume from out. Records only say
- * which write shards changed; each touched shard is recounted once, however many of its records the batch
- * holds, and each touched task is refreshed once, after all its recounts: one task write per task per batch,
- * whatever the number of its shards. Ended tasks and timed-out subtasks are published from their own records;
- * an event that does not go out never holds up the stream: a `Task Ended` stays marked on its task by its ending
- * write, any other event is deferred to the task's pending events, and the sweeper publishes both (see
- * `store/pending-events.ts`).
- */
 
 export interface FoldBatchDependencies {
   readonly store: FoldStore;

@@ -1,13 +1,13 @@
-import { RetriesExhaustedError } from '../core/errors';
-import { foldTask, recountShard } from '../core/fold';
-import type { TaskRecord } from '../core/task';
-import type { FoldStore } from '../store/task-store';
-
 /**
  * The fold's I/O (DESIGN §2 fold): recount write shards from their items under the `vsum` guard, then refresh
  * the task's totals once from all its counters under the guard on their sum, ending the task when every
  * subtask is done. Safe to run any number of times, concurrently, in any order.
  */
+
+import { RetriesExhaustedError } from '../core/errors';
+import { foldTask, recountShard } from '../core/fold';
+import type { TaskRecord } from '../core/task';
+import type { FoldStore } from '../store/task-store';
 
 export type FoldOutcome =
   /** The task is absent, not ready, ended, or has no such shard: nothing to fold. */

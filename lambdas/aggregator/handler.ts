@@ -1,3 +1,5 @@
+/** Lambda entry point of the aggregator (the fold). Everything here runs once per cold start. */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
@@ -7,8 +9,6 @@ import { EventBridgePublisher } from '../events/event-publisher';
 import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createAggregatorHandler } from './stream-handler';
-
-/** Lambda entry point of the aggregator (the fold). Everything here runs once per cold start. */
 
 const config = readAggregatorConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.aggregator });

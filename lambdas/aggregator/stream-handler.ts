@@ -1,3 +1,8 @@
+/**
+ * The Lambda edge of the aggregator: a DynamoDB stream batch in, a partial batch response out (the first record
+ * to resume from). Invoked directly with `{"reconcile": "<task_id>"}`, it recounts every shard of that task.
+ */
+
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
@@ -6,11 +11,6 @@ import { idSchema } from '../core/identifiers';
 import { METRICS } from '../service-settings';
 import { type FoldBatchDependencies, foldBatch } from './fold-batch';
 import { reconcileTask } from './fold-shard';
-
-/**
- * The Lambda edge of the aggregator: a DynamoDB stream batch in, a partial batch response out (the first record
- * to resume from). Invoked directly with `{"reconcile": "<task_id>"}`, it recounts every shard of that task.
- */
 
 export interface AggregatorHandlerDependencies extends Omit<FoldBatchDependencies, 'log'> {
   readonly logger: Logger;

@@ -1,16 +1,16 @@
-import type { AttributeValue } from '@aws-sdk/client-dynamodb';
-import { unmarshall } from '@aws-sdk/util-dynamodb';
-import type { DynamoDBRecord } from 'aws-lambda';
-import type { SubtaskRecord, TaskRecord } from '../core/task';
-import { TABLE_KEYS } from '../service-settings';
-import { parseKey, subtaskFromItem, taskFromItem } from '../store/task-items';
-
 /**
  * What a stream record means to the aggregator. The same predicate as the event source's filters (which the
  * local poller and tests do not have): subtask changes and removals, and a task item's `PROGRESS → ended`. Any
  * other record — initialize's inserts, counter and task writes of the fold itself — means nothing, so the
  * fold's own writes never feed back into it.
  */
+
+import type { AttributeValue } from '@aws-sdk/client-dynamodb';
+import { unmarshall } from '@aws-sdk/util-dynamodb';
+import type { DynamoDBRecord } from 'aws-lambda';
+import type { SubtaskRecord, TaskRecord } from '../core/task';
+import { TABLE_KEYS } from '../service-settings';
+import { parseKey, subtaskFromItem, taskFromItem } from '../store/task-items';
 
 export type StreamChange =
   | { readonly kind: 'shard-changed'; readonly taskId: string; readonly shard: number }

@@ -1,13 +1,13 @@
-import { z } from 'zod';
-import { idSchema } from '../core/identifiers';
-import type { ShardPosition } from '../store/task-store';
-
 /**
  * The `next_cursor` of a subtask listing: where the next page starts (a write shard and the last subtask id
  * read in it), base64url-encoded JSON. It is not signed: it can only name a position inside the partitions of
  * the task in the URL, which the caller may read anyway, so it is validated strictly instead — any cursor that
  * is not exactly what this API issues, or names a shard the task does not have, is a 400.
  */
+
+import { z } from 'zod';
+import { idSchema } from '../core/identifiers';
+import type { ShardPosition } from '../store/task-store';
 
 const MAX_CURSOR_CHARS = 512;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;

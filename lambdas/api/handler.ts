@@ -1,3 +1,5 @@
+/** Lambda entry point of the API. Everything here runs once per cold start. */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Tracer } from '@aws-lambda-powertools/tracer';
 import { documentClient } from '../aws-clients';
@@ -5,8 +7,6 @@ import { readTableConfig } from '../config';
 import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createApiHandler } from './task-api';
-
-/** Lambda entry point of the API. Everything here runs once per cold start. */
 
 const config = readTableConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.api });

@@ -1,7 +1,7 @@
+/** Response shapes of the API: JSON always, errors as the contract's `{error, message}` (and a 409's `fields`) with no internals. */
+
 import type { APIGatewayProxyStructuredResultV2 } from 'aws-lambda';
 import type { ErrorBody, ErrorCode } from '../core/contract';
-
-/** Response shapes of the API: JSON always, errors as the contract's `{error, message}` (and a 409's `fields`) with no internals. */
 
 export type HttpResult = APIGatewayProxyStructuredResultV2;
 

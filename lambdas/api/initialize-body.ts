@@ -1,14 +1,14 @@
-import { z } from 'zod';
-import { MAX_SUBTASKS } from '../core/contract';
-import { groupSchema, idSchema } from '../core/identifiers';
-import { numberedSubtaskIds } from '../core/subtask-ids';
-import type { InitializeRequest } from '../core/task';
-
 /**
  * The body of `PUT /tasks/{task_id}`: the job, and its subtasks either listed (`subtask_ids`) or numbered
  * (`subtask_count` + `prefix`, so a fan-out of 100,000 is a few bytes). Every field is checked here; the rules
  * that need the clock (deadline in the future, TTL long enough) are the core's.
  */
+
+import { z } from 'zod';
+import { MAX_SUBTASKS } from '../core/contract';
+import { groupSchema, idSchema } from '../core/identifiers';
+import { numberedSubtaskIds } from '../core/subtask-ids';
+import type { InitializeRequest } from '../core/task';
 
 /** Lambda takes at most 6 MB of request; 100,000 ids of 40 characters fit well below this. */
 export const MAX_INITIALIZE_BODY_BYTES = 5 * 1024 * 1024;

@@ -1,3 +1,9 @@
+/**
+ * The API: task progress and subtask listings (reads), initialize and cancel (writes), from API Gateway HTTP
+ * API (v2) events. Every request does bounded work: one listing request reads at most `LISTING_READ_BUDGET`
+ * items, and an initialization too large for one request answers 202 and resumes on the next.
+ */
+
 import { createHash } from 'node:crypto';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { APIGatewayProxyEventV2, Context } from 'aws-lambda';
@@ -15,12 +21,6 @@ import { decodeCursor, encodeCursor, InvalidCursorError } from './cursor';
 import { type HttpResult, httpError, json, notModified } from './http-responses';
 import { InvalidBodyError, parseInitializeBody } from './initialize-body';
 import { decodeListCursor, encodeListCursor } from './task-list-cursor';
-
-/**
- * The API: task progress and subtask listings (reads), initialize and cancel (writes), from API Gateway HTTP
- * API (v2) events. Every request does bounded work: one listing request reads at most `LISTING_READ_BUDGET`
- * items, and an initialization too large for one request answers 202 and resumes on the next.
- */
 
 export const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 100;

@@ -1,3 +1,9 @@
+/**
+ * The applier's use case: one batch of queue records in, the ids to redeliver out. Records of the same task
+ * share one read of the task item; each changed subtask is one conditional write of its own item; messages that
+ * can never apply go to the dead-letter queue with their reason and attributes; nothing is dropped.
+ */
+
 import type { Outcome, StatusUpdate } from '../core/apply-statuses';
 import { ProgressError } from '../core/errors';
 import { parseStatusMessage } from '../core/status-message';
@@ -7,12 +13,6 @@ import type { DeadLetter, DeadLetterQueue } from '../queue/dead-letter-queue';
 import { type ApplyToTaskOptions, applyToTask } from '../store/apply-to-task';
 import type { ApplierStore } from '../store/task-store';
 import { errorName } from '../store/transient-errors';
-
-/**
- * The applier's use case: one batch of queue records in, the ids to redeliver out. Records of the same task
- * share one read of the task item; each changed subtask is one conditional write of its own item; messages that
- * can never apply go to the dead-letter queue with their reason and attributes; nothing is dropped.
- */
 
 export interface QueueRecord {
   readonly messageId: string;

@@ -1,3 +1,5 @@
+/** Lambda entry point of the status applier. Everything here runs once per cold start. */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { Tracer } from '@aws-lambda-powertools/tracer';
@@ -7,8 +9,6 @@ import { DeadLetterQueue } from '../queue/dead-letter-queue';
 import { METRICS, serviceName } from '../service-settings';
 import { TaskStore } from '../store/task-store';
 import { createApplierHandler } from './sqs-batch-handler';
-
-/** Lambda entry point of the status applier. Everything here runs once per cold start. */
 
 const config = readApplierConfig(process.env);
 const tracer = new Tracer({ serviceName: METRICS.services.applier });

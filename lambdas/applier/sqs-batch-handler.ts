@@ -1,14 +1,14 @@
+/**
+ * The Lambda edge of the applier: SQS event in, partial batch response out. Powertools' batch processor is not
+ * used because it hands records to a handler one by one, and coalescing needs the whole batch at once.
+ */
+
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { fromLambdaAttributes } from '../queue/dead-letter-queue';
 import { METRICS } from '../service-settings';
 import { type ApplierDependencies, applyBatch, type QueueRecord } from './apply-batch';
-
-/**
- * The Lambda edge of the applier: SQS event in, partial batch response out. Powertools' batch processor is not
- * used because it hands records to a handler one by one, and coalescing needs the whole batch at once.
- */
 
 export interface HandlerDependencies extends Omit<ApplierDependencies, 'log'> {
   readonly logger: Logger;

@@ -1,12 +1,12 @@
-import { type ProgressError, StaleGenerationError, UnknownSubtaskError } from './errors';
-import { isTerminalState, retryCount, type SubtaskStatus, sameStatus } from './subtask-status';
-import type { EndReason, SubtaskRecord, TaskRecord } from './task';
-
 /**
  * Rules 3–6 of the design: how a batch of valid statuses changes the subtask items they name. Pure: time comes
  * in as an argument and the caller decides how to store the result. The task's totals are not touched here:
  * the fold recounts them from the subtask items.
  */
+
+import { type ProgressError, StaleGenerationError, UnknownSubtaskError } from './errors';
+import { isTerminalState, retryCount, type SubtaskStatus, sameStatus } from './subtask-status';
+import type { EndReason, SubtaskRecord, TaskRecord } from './task';
 
 export interface StatusUpdate {
   readonly subtaskId: string;

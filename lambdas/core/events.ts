@@ -1,11 +1,11 @@
-import { EVENTS } from '../service-settings';
-import { progressReport } from './progress-report';
-import type { SubtaskRecord, TaskRecord } from './task';
-
 /**
  * What the service tells the world, built from the records whose stream record marks the change. `event_id` is
  * the same for every delivery of one change, so a consumer drops repeats by it.
  */
+
+import { EVENTS } from '../service-settings';
+import { progressReport } from './progress-report';
+import type { SubtaskRecord, TaskRecord } from './task';
 
 export interface ServiceEvent {
   readonly detailType: string;

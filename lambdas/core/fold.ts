@@ -1,3 +1,8 @@
+/**
+ * The fold: a write shard's counter recounted from its items, and the task's totals summed from its counters.
+ * Pure; the aggregator reads the items and writes the results under the monotonic `vsum` guards.
+ */
+
 import { SWEEPER } from '../service-settings';
 import { isTerminalState } from './subtask-status';
 import {
@@ -9,11 +14,6 @@ import {
   type TaskState,
   ZERO_COUNTS,
 } from './task';
-
-/**
- * The fold: a write shard's counter recounted from its items, and the task's totals summed from its counters.
- * Pure; the aggregator reads the items and writes the results under the monotonic `vsum` guards.
- */
 
 const MINUTE_MS = 60_000;
 

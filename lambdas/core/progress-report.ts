@@ -1,10 +1,10 @@
-import { taskSucceeded } from './fold';
-import { type ItemCounts, remainingSubtasks, type TaskOutput, type TaskRecord, type TaskState } from './task';
-
 /**
  * What a reader sees of a task: the counts, and a sentence in the wording of Open edX's instructor dashboard
  * (`get_task_completion_info`), with the task's `action_name` as the verb.
  */
+
+import { taskSucceeded } from './fold';
+import { type ItemCounts, remainingSubtasks, type TaskOutput, type TaskRecord, type TaskState } from './task';
 
 export interface ProgressReport {
   readonly task_id: string;

@@ -1,13 +1,13 @@
-import { type core, z } from 'zod';
-import { InvalidMessageError } from './errors';
-import { idSchema } from './identifiers';
-import { SUBTASK_STATES, type SubtaskStatus } from './subtask-status';
-
 /**
  * Rule 1 of the design: what a valid status message is. The wire format is the reference's
  * `update_subtask_status(entry_id, current_task_id, new_subtask_status)` arguments, so a Python worker can send
  * them as they are.
  */
+
+import { type core, z } from 'zod';
+import { InvalidMessageError } from './errors';
+import { idSchema } from './identifiers';
+import { SUBTASK_STATES, type SubtaskStatus } from './subtask-status';
 
 /** A status message is a few hundred bytes; anything near SQS's limit is not one of ours. */
 export const MAX_BODY_BYTES = 16 * 1024;

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-
 /**
  * Write shards spread a hot task's subtask items over several partition keys, so one task is not held to one
  * partition's 1,000 write units a second. The count and the hash are frozen at initialize: changing either
  * would move subtasks to another shard under a running task.
  */
+
+import { createHash } from 'node:crypto';
 
 /** Subtasks per write shard, at most: one shard's recount stays one bounded query. */
 export const SUBTASKS_PER_SHARD = 1_000;

@@ -1,9 +1,3 @@
-import { type ApplyResult, applyStatuses, type Outcome, type StatusUpdate } from '../core/apply-statuses';
-import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from '../core/backoff';
-import { RetriesExhaustedError, TaskNotFoundError, TaskNotReadyError } from '../core/errors';
-import type { SubtaskRecord, TaskRecord } from '../core/task';
-import type { ApplierStore } from './task-store';
-
 /**
  * The applier's optimistic-locking cycle (DESIGN §2 apply): read the task once, then the touched subtasks;
  * judge with the pure core; write each changed subtask conditioned on its own version and the generation. Only
@@ -15,6 +9,12 @@ import type { ApplierStore } from './task-store';
  * subtasks are read again consistently. A duplicate or stale verdict on an older item is one the latest item
  * gives too (stored statuses only move forward), or one a delivery a moment earlier would have had.
  */
+
+import { type ApplyResult, applyStatuses, type Outcome, type StatusUpdate } from '../core/apply-statuses';
+import { backoffDelayMs, DEFAULT_RETRY_POLICY, type RetryPolicy, sleep } from '../core/backoff';
+import { RetriesExhaustedError, TaskNotFoundError, TaskNotReadyError } from '../core/errors';
+import type { SubtaskRecord, TaskRecord } from '../core/task';
+import type { ApplierStore } from './task-store';
 
 export interface ApplyToTaskOptions {
   readonly retry?: RetryPolicy;

@@ -1,11 +1,11 @@
-import type { ShardCounter, SubtaskRecord, TaskRecord } from '../core/task';
-import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
-
 /**
  * How a task sits in the one table. The task item and its write shards' counters share the partition
  * `TASK#<task_id>`; each subtask item lives in its write shard's partition `TASK#<task_id>#<n>`, so a hot task's
  * status writes spread over `write_shards` partition keys and one shard's recount is one query.
  */
+
+import type { ShardCounter, SubtaskRecord, TaskRecord } from '../core/task';
+import { DUE_INDEX, LIST_INDEXES, TABLE_KEYS } from '../service-settings';
 
 export const TASK_SORT_KEY = 'TASK';
 export const COUNTER_SORT_KEY_PREFIX = 'SHARD#';

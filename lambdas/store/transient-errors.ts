@@ -1,9 +1,9 @@
-import { ProgressError } from '../core/errors';
-
 /**
  * Which failures are worth retrying: throttling, service-side faults, the network and time. Everything else
  * (a bug, a malformed item) fails the same way however often it is retried.
  */
+
+import { ProgressError } from '../core/errors';
 
 const TRANSIENT_NAMES = new Set([
   'ThrottlingException',

@@ -1,12 +1,12 @@
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import type { LocalStack } from '../../local/local-stack';
-import { localEnvironment } from '../../local/shell-environment';
-
 /**
  * Programs other than ours run against the stack as a user runs them: a child process with the environment the
  * `export …` line of `npm start` sets, and nothing else of ours (the stack is the one the test started).
  */
+
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { LocalStack } from '../../local/local-stack';
+import { localEnvironment } from '../../local/shell-environment';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

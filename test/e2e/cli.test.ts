@@ -1,3 +1,9 @@
+/**
+ * The `subtask-progress` command against the stack: as a child process, as an operator runs it (both entry
+ * points), and in this process through `runCli` for the rest, which saves a Node start and an SDK load per
+ * command.
+ */
+
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -12,12 +18,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-/**
- * The `subtask-progress` command against the stack: as a child process, as an operator runs it (both entry
- * points), and in this process through `runCli` for the rest, which saves a Node start and an SDK load per
- * command.
- */
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 

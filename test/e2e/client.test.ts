@@ -1,3 +1,5 @@
+/** The producer client and the progress API client against the running stack, as another service uses them. */
+
 import { SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -21,8 +23,6 @@ import {
 import { freePort, LOCAL_CREDENTIALS } from '../../local/emulators';
 import { uniqueName } from '../support/aws';
 import { eventually, startTestStack, type TestStack } from './stack';
-
-/** The producer client and the progress API client against the running stack, as another service uses them. */
 
 let stack: TestStack;
 

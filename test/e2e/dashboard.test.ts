@@ -1,3 +1,10 @@
+/**
+ * The dashboard in headless Chromium (Debian's, through playwright-core: no browser download) against the local
+ * stack: the list, a task page that follows statuses as they arrive, its subtask filter and paging, cancel behind
+ * its confirmation; and the `dashboard` command's proxy, which refuses whatever is not the page's own call. The
+ * run saves a screenshot of each view into docs/, where the README shows them.
+ */
+
 import { request as httpRequest } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { type Browser, chromium, type Page } from 'playwright-core';
@@ -15,13 +22,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-/**
- * The dashboard in headless Chromium (Debian's, through playwright-core: no browser download) against the local
- * stack: the list, a task page that follows statuses as they arrive, its subtask filter and paging, cancel behind
- * its confirmation; and the `dashboard` command's proxy, which refuses whatever is not the page's own call. The
- * run saves a screenshot of each view into docs/, where the README shows them.
- */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const DOCS = fileURLToPath(new URL('../../docs/', import.meta.url));

@@ -1,3 +1,9 @@
+/**
+ * The local stack runs every function with the grants of the synthesized template, so a grant the CDK code lacks
+ * fails here as it fails on AWS. Every other end-to-end test checks that nothing it does is denied (the test
+ * stack's `stop()`); this one shows that the check can fail, with one grant taken away.
+ */
+
 import { afterEach, describe, expect, it } from 'vitest';
 import { uniqueName } from '../support/aws';
 import {
@@ -9,12 +15,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-/**
- * The local stack runs every function with the grants of the synthesized template, so a grant the CDK code lacks
- * fails here as it fails on AWS. Every other end-to-end test checks that nothing it does is denied (the test
- * stack's `stop()`); this one shows that the check can fail, with one grant taken away.
- */
 
 let stack: TestStack | undefined;
 

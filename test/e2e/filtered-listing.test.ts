@@ -1,3 +1,9 @@
+/**
+ * A filtered listing over HTTP costs a query or two, not a round trip per item read: the stack's DynamoDB
+ * endpoint is a proxy in front of DynamoDB Local that counts the Query calls reaching it for the task's
+ * subtask partitions.
+ */
+
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -11,12 +17,6 @@ import { dynamoClient, uniqueName } from '../support/aws';
 import { subtaskIds, terminal } from '../support/factories';
 import { seedInitializedTask } from '../support/seed';
 import { http, isRecord, startTestStack, type TestStack } from './stack';
-
-/**
- * A filtered listing over HTTP costs a query or two, not a round trip per item read: the stack's DynamoDB
- * endpoint is a proxy in front of DynamoDB Local that counts the Query calls reaching it for the task's
- * subtask partitions.
- */
 
 const FAN_OUT = 5_000;
 

@@ -1,10 +1,10 @@
+/** The API over real HTTP: its error answers, its listing, and the local gateway's own behaviour. */
+
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_BODY_BYTES, type RunningHttpGateway, startHttpGateway } from '../../local/http-gateway';
 import { uniqueName } from '../support/aws';
 import { type HttpAnswer, http, initialize, isRecord, startTestStack, type TestStack } from './stack';
-
-/** The API over real HTTP: its error answers, its listing, and the local gateway's own behaviour. */
 
 let stack: TestStack;
 let taskId: string;

@@ -1,8 +1,8 @@
+/** `PUT /tasks/{task_id}` over real HTTP, and every answer it gives but 202 (see `large-task.test.ts`). */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uniqueName } from '../support/aws';
 import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } from './stack';
-
-/** `PUT /tasks/{task_id}` over real HTTP, and every answer it gives but 202 (see `large-task.test.ts`). */
 
 let stack: TestStack;
 

@@ -1,12 +1,3 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { documentClient } from '../../lambdas/aws-clients';
-import { sleep } from '../../lambdas/core/backoff';
-import { TaskStore } from '../../lambdas/store/task-store';
-import { dynamoClient, uniqueName } from '../support/aws';
-import { subtaskIds } from '../support/factories';
-import { seedInitializedTask } from '../support/seed';
-import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } from './stack';
-
 /**
  * Large tasks over HTTP, at full write-shard size. One of 6,000 subtasks (six shards) initialized over several
  * requests (202, then the same PUT again); one of 20,000 (twenty shards) listed with a filter that matches
@@ -18,6 +9,15 @@ import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } 
  * machine. On a machine busy enough that a page takes longer than 10 s, the gateway answers 503 while the function
  * finishes the page, as API Gateway would; the producer's next PUT carries on all the same.
  */
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { documentClient } from '../../lambdas/aws-clients';
+import { sleep } from '../../lambdas/core/backoff';
+import { TaskStore } from '../../lambdas/store/task-store';
+import { dynamoClient, uniqueName } from '../support/aws';
+import { subtaskIds } from '../support/factories';
+import { seedInitializedTask } from '../support/seed';
+import { type HttpAnswer, http, isRecord, put, startTestStack, type TestStack } from './stack';
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const LARGE_FAN_OUT = 6_000;

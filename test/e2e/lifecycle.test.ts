@@ -1,3 +1,9 @@
+/**
+ * How tasks end besides their workers saying so — a subtask timeout, a deadline, a cancel — and the events the
+ * service publishes about it, read from the local stack's events file. The sweeper runs when a test says, at
+ * the time the test says: a minute of waiting becomes a clock argument.
+ */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LOCAL_REGION } from '../../local/emulators';
 import { type LocalEvent, readEventFile } from '../../local/event-file';
@@ -15,12 +21,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-/**
- * How tasks end besides their workers saying so — a subtask timeout, a deadline, a cancel — and the events the
- * service publishes about it, read from the local stack's events file. The sweeper runs when a test says, at
- * the time the test says: a minute of waiting becomes a clock argument.
- */
 
 const MINUTE_MS = 60_000;
 

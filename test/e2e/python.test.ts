@@ -1,11 +1,11 @@
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { PYTHON, runWithStackEnvironment, transcript } from './child-process';
-import { startTestStack, type TestStack } from './stack';
-
 /**
  * The Python package's pytest suite (`python/tests`), against a stack of its own: the drop-in for the reference's
  * functions, configured only by the environment `npm start` prints.
  */
+
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { PYTHON, runWithStackEnvironment, transcript } from './child-process';
+import { startTestStack, type TestStack } from './stack';
 
 let stack: TestStack;
 

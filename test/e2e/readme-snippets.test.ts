@@ -1,14 +1,14 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PYTHON, ROOT, runWithStackEnvironment, transcript } from './child-process';
-import { finishedProgress, isRecord, progressOf, put, startTestStack, type TestStack } from './stack';
-
 /**
  * The README's Python and AWS CLI snippets, taken from the README and run as written, in order, against a stack of
  * their own with the environment of the `export …` line: what a new user pastes must work. Each such block says
  * before it whether it runs (`<!-- runs-against-local-stack -->`) or why not (`<!-- not-run: … -->`).
  */
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PYTHON, ROOT, runWithStackEnvironment, transcript } from './child-process';
+import { finishedProgress, isRecord, progressOf, put, startTestStack, type TestStack } from './stack';
 
 interface Snippet {
   readonly language: string;

@@ -1,9 +1,9 @@
+/** `npm run reconcile`, the operators' recount of one task, against the local stack's table. */
+
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runReconcile } from '../../ops/reconcile';
 import { uniqueName } from '../support/aws';
 import { initialize, sendBodies, settled, startTestStack, type TestStack, wireMessage } from './stack';
-
-/** `npm run reconcile`, the operators' recount of one task, against the local stack's table. */
 
 let stack: TestStack;
 

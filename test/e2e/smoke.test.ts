@@ -1,3 +1,9 @@
+/**
+ * `npm run smoke` against the local stack, as CI runs it: it passes on a healthy stack, and on a broken one it
+ * stops at the step that failed with the cause an operator should look at. Timeouts are short: the local stack
+ * applies and folds within a few hundred milliseconds.
+ */
+
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { SQSClient } from '@aws-sdk/client-sqs';
@@ -6,12 +12,6 @@ import { runSmokeCommand } from '../../ops/smoke-command';
 import { runSmokeTest, SmokeTestFailure } from '../../ops/smoke-test';
 import { newStatusQueues, sqsClient } from '../support/aws';
 import { startTestStack, type TestStack } from './stack';
-
-/**
- * `npm run smoke` against the local stack, as CI runs it: it passes on a healthy stack, and on a broken one it
- * stops at the step that failed with the cause an operator should look at. Timeouts are short: the local stack
- * applies and folds within a few hundred milliseconds.
- */
 
 const FAST = {
   applyTimeoutMs: 1_500,

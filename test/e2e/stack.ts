@@ -1,3 +1,9 @@
+/**
+ * The local stack on the run's shared emulators, with table and queues of its own, and what end-to-end tests do
+ * with it: plain HTTP, raw SQS sends, and waiting for a condition with a deadline instead of sleeping. The sweeper
+ * runs only when a test asks (`sweepNow`), at the time the test says.
+ */
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,12 +17,6 @@ import type { Denial } from '../../local/iam-gateway';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
 import { localEnvironment } from '../../local/shell-environment';
 import { dynamoClient, sqsClient, uniqueName } from '../support/aws';
-
-/**
- * The local stack on the run's shared emulators, with table and queues of its own, and what end-to-end tests do
- * with it: plain HTTP, raw SQS sends, and waiting for a condition with a deadline instead of sleeping. The sweeper
- * runs only when a test asks (`sweepNow`), at the time the test says.
- */
 
 export interface TestStack extends LocalStack {
   /** Errors the stack reported (a function that threw, a failed queue call), by source; a passing run has none. */

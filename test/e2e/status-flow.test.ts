@@ -1,3 +1,8 @@
+/**
+ * Statuses into the real queue, through the event source stand-in and the applier (subtask items), the stream
+ * poller and the aggregator (the fold), out of the HTTP API.
+ */
+
 import { randomInt } from 'node:crypto';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,11 +20,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-/**
- * Statuses into the real queue, through the event source stand-in and the applier (subtask items), the stream
- * poller and the aggregator (the fold), out of the HTTP API.
- */
 
 let stack: TestStack;
 

@@ -1,3 +1,8 @@
+/**
+ * The fold's rules at its edges (DESIGN §2), each a way to lose or double a count, on DynamoDB Local and the
+ * records its stream really carries.
+ */
+
 import { DynamoDBServiceException, InternalServerError, ThrottlingException } from '@aws-sdk/client-dynamodb';
 import {
   BatchGetCommand,
@@ -49,11 +54,6 @@ import {
 } from '../support/fold-harness';
 import { StoreRecorder } from '../support/store-recorder';
 import { seededRandom, subtaskIdsFor, workloadFor } from '../support/workload';
-
-/**
- * The fold's rules at its edges (DESIGN §2), each a way to lose or double a count, on DynamoDB Local and the
- * records its stream really carries.
- */
 
 const recorder = new StoreRecorder();
 let table: TestTable;

@@ -1,3 +1,9 @@
+/**
+ * The applier on DynamoDB Local and a real dead-letter queue (fauxqs): `applyBatch` and its Lambda edge,
+ * `createApplierHandler`. The applier writes subtask items only; the task's totals come from the fold, run here
+ * as a recount (`reconcileTask`) where a test looks at them.
+ */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { ProvisionedThroughputExceededException } from '@aws-sdk/client-dynamodb';
@@ -30,12 +36,6 @@ import {
   T0,
   terminal,
 } from '../support/factories';
-
-/**
- * The applier on DynamoDB Local and a real dead-letter queue (fauxqs): `applyBatch` and its Lambda edge,
- * `createApplierHandler`. The applier writes subtask items only; the task's totals come from the fold, run here
- * as a recount (`reconcileTask`) where a test looks at them.
- */
 
 let fixture: ApplierFixture;
 

@@ -1,3 +1,10 @@
+/**
+ * Exactness under at-least-once delivery, on DynamoDB Local and its real stream: appliers race on one task with
+ * duplicated, reordered deliveries while the fold reads the stream under every disorder Lambda allows
+ * (duplicates, random batches, crashed invocations, partial batch responses, several stream shards), and once
+ * both are done the task holds exactly the ground truth.
+ */
+
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -27,13 +34,6 @@ import {
   type WorkloadShape,
   workloadFor,
 } from '../support/workload';
-
-/**
- * Exactness under at-least-once delivery, on DynamoDB Local and its real stream: appliers race on one task with
- * duplicated, reordered deliveries while the fold reads the stream under every disorder Lambda allows
- * (duplicates, random batches, crashed invocations, partial batch responses, several stream shards), and once
- * both are done the task holds exactly the ground truth.
- */
 
 const recorder = new StoreRecorder();
 let table: TestTable;

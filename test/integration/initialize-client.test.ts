@@ -1,3 +1,8 @@
+/**
+ * The client's `initializeTask` against the API handler on DynamoDB Local: its fetch is served by the handler
+ * itself, so every answer is the API's own.
+ */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { SubtaskProgressClientError } from '../../client/errors';
@@ -10,11 +15,6 @@ import { SILENT_LOG } from '../support/applier-harness';
 import { newTaskTable, type TestTable, uniqueName } from '../support/aws';
 import { apiEvent, initializeRequest, lambdaContext } from '../support/factories';
 import { RecordingPublisher } from '../support/recording-publisher';
-
-/**
- * The client's `initializeTask` against the API handler on DynamoDB Local: its fetch is served by the handler
- * itself, so every answer is the API's own.
- */
 
 let table: TestTable;
 let fetchFromApi: typeof fetch;

@@ -1,3 +1,10 @@
+/**
+ * The bench's metering against DynamoDB Local's ReturnConsumedCapacity on plain PutItem and UpdateItem, where the
+ * emulator prices writes as DynamoDB does, due index writes included; and on consistent GetItem, BatchGetItem and
+ * Query, whose read units the bench takes from the emulator. (On transactions it does not price as DynamoDB does,
+ * which is why the bench meters them.)
+ */
+
 import {
   BatchGetCommand,
   GetCommand,
@@ -19,13 +26,6 @@ import {
   transactionWriteUnits,
   writeUnitsForBytes,
 } from '../support/metering';
-
-/**
- * The bench's metering against DynamoDB Local's ReturnConsumedCapacity on plain PutItem and UpdateItem, where the
- * emulator prices writes as DynamoDB does, due index writes included; and on consistent GetItem, BatchGetItem and
- * Query, whose read units the bench takes from the emulator. (On transactions it does not price as DynamoDB does,
- * which is why the bench meters them.)
- */
 
 let table: TestTable;
 const db = () => documentClient(table.client);

@@ -1,3 +1,10 @@
+/**
+ * Events that EventBridge does not accept, on DynamoDB Local and the table's real stream: the ending write marks
+ * its task's `Task Ended` unpublished, the aggregator clears the mark once it published and otherwise leaves the
+ * event to the sweeper without holding up the stream, and the sweeper publishes what is still marked until it
+ * goes out, the same `event_id` each time.
+ */
+
 import { AccessDeniedException, ThrottlingException } from '@aws-sdk/client-eventbridge';
 import { afterEach, describe, expect, it } from 'vitest';
 import { EVENTS, SWEEPER } from '../../lambdas/service-settings';
@@ -13,13 +20,6 @@ import {
   stopScenes,
   task,
 } from '../support/sweep-scene';
-
-/**
- * Events that EventBridge does not accept, on DynamoDB Local and the table's real stream: the ending write marks
- * its task's `Task Ended` unpublished, the aggregator clears the mark once it published and otherwise leaves the
- * event to the sweeper without holding up the stream, and the sweeper publishes what is still marked until it
- * goes out, the same `event_id` each time.
- */
 
 afterEach(stopScenes);
 

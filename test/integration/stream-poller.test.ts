@@ -1,3 +1,9 @@
+/**
+ * The stand-in for Lambda's DynamoDB Streams event source mapping, on the stream of a real table in DynamoDB
+ * Local: the event's shape, batching, partial batch responses, bisection of failed batches, and the lifecycle
+ * (`caughtUp()`, `stop()`). Shard lineage, which DynamoDB Local never produces, runs on a mocked stream.
+ */
+
 import {
   type AttributeValue,
   DeleteItemCommand,
@@ -25,12 +31,6 @@ import {
   startStreamPoller,
 } from '../../local/stream-poller';
 import { dynamoClient, streamsClient, uniqueName } from '../support/aws';
-
-/**
- * The stand-in for Lambda's DynamoDB Streams event source mapping, on the stream of a real table in DynamoDB
- * Local: the event's shape, batching, partial batch responses, bisection of failed batches, and the lifecycle
- * (`caughtUp()`, `stop()`). Shard lineage, which DynamoDB Local never produces, runs on a mocked stream.
- */
 
 let db: DynamoDBClient;
 let streams: DynamoDBStreamsClient;

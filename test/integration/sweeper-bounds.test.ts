@@ -1,3 +1,10 @@
+/**
+ * The sweeper's bounds and what nothing may starve, on DynamoDB Local with an injected clock: timeouts found
+ * beyond the first page of running subtasks, due times that count shards never recounted, a run that stops on
+ * time and leaves cursors the next run resumes from, urgent work ahead of idle recounts, and a stopped stream
+ * consumer seen by the idle recount.
+ */
+
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SubtaskStatus } from '../../lambdas/core/subtask-status';
 import { shardOf } from '../../lambdas/core/write-shards';
@@ -16,13 +23,6 @@ import {
   subtasks,
   task,
 } from '../support/sweep-scene';
-
-/**
- * The sweeper's bounds and what nothing may starve, on DynamoDB Local with an injected clock: timeouts found
- * beyond the first page of running subtasks, due times that count shards never recounted, a run that stops on
- * time and leaves cursors the next run resumes from, urgent work ahead of idle recounts, and a stopped stream
- * consumer seen by the idle recount.
- */
 
 afterEach(stopScenes);
 

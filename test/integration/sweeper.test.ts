@@ -1,3 +1,9 @@
+/**
+ * The sweeper with an injected clock, on DynamoDB Local: deadlines, subtask timeouts, cancel in bounded pages,
+ * initializations that never finished, idle recounts, and that it reads only the tasks that are due. Each test
+ * has a table of its own, since the due index is the table's. The fold runs from the table's real stream.
+ */
+
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { afterEach, describe, expect, it } from 'vitest';
 import { reconcileTask } from '../../lambdas/aggregator/fold-shard';
@@ -18,12 +24,6 @@ import {
   subtasks,
   task,
 } from '../support/sweep-scene';
-
-/**
- * The sweeper with an injected clock, on DynamoDB Local: deadlines, subtask timeouts, cancel in bounded pages,
- * initializations that never finished, idle recounts, and that it reads only the tasks that are due. Each test
- * has a table of its own, since the due index is the table's. The fold runs from the table's real stream.
- */
 
 afterEach(stopScenes);
 

@@ -1,3 +1,5 @@
+/** The HTTP API (`createApiHandler`) on DynamoDB Local, from API Gateway HTTP API events to responses. */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DeleteCommand, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -22,8 +24,6 @@ import {
   T0,
   terminal,
 } from '../support/factories';
-
-/** The HTTP API (`createApiHandler`) on DynamoDB Local, from API Gateway HTTP API events to responses. */
 
 let table: TestTable;
 let api: ReturnType<typeof createApiHandler>;

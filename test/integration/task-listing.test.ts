@@ -1,3 +1,5 @@
+/** `GET /tasks` on DynamoDB Local: the listing indexes, the read budget, the cursor and the rows. */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { describe, expect, it } from 'vitest';
@@ -12,8 +14,6 @@ import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { type ItemKind, type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
 import { dynamoClient, newTaskTable, type TestTable } from '../support/aws';
 import { apiEvent, initializeRequest, T0, terminal } from '../support/factories';
-
-/** `GET /tasks` on DynamoDB Local: the listing indexes, the read budget, the cursor and the rows. */
 
 const SECOND = 1_000;
 

@@ -1,3 +1,8 @@
+/**
+ * The test's side of a crash: a Lambda function in a child process of its own, SIGKILLed when it reports that
+ * it reached its kill point.
+ */
+
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -6,11 +11,6 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type CrashOutcome, KILL_MARKER, type KillReport, RESPONSE_MARKER } from './crash-protocol';
-
-/**
- * The test's side of a crash: a Lambda function in a child process of its own, SIGKILLed when it reports that
- * it reached its kill point.
- */
 
 const CHILD_TIMEOUT_MS = 30_000;
 

@@ -1,10 +1,10 @@
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
-
 /**
  * What the crash tests and the Lambda processes they kill say to each other: per invocation, one JSON line in on
  * stdin and one marker line out on stdout. Kept apart from both sides so that the children's bundles pull in
  * nothing of the test runner.
  */
+
+import type { DynamoDBBatchResponse, DynamoDBStreamEvent, SQSBatchResponse, SQSEvent } from 'aws-lambda';
 
 /** Where the applier can die, in the order a batch reaches them. */
 export const APPLIER_KILL_POINTS = [

@@ -1,3 +1,10 @@
+/**
+ * Crashes: the applier, and the aggregator, each run in a child process against DynamoDB Local and are SIGKILLed
+ * at a chosen point of an invocation; the batch is then delivered again, as SQS does when an applier never
+ * answers and as Lambda's stream event source does when an aggregator never answers. Whatever the point, every
+ * terminal status must end up counted exactly once, and the task's totals must only ever move forward.
+ */
+
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DynamoDBBatchResponse, DynamoDBRecord, SQSBatchResponse } from 'aws-lambda';
@@ -54,13 +61,6 @@ import {
   sumAudits,
   type Workloads,
 } from './support';
-
-/**
- * Crashes: the applier, and the aggregator, each run in a child process against DynamoDB Local and are SIGKILLed
- * at a chosen point of an invocation; the batch is then delivered again, as SQS does when an applier never
- * answers and as Lambda's stream event source does when an aggregator never answers. Whatever the point, every
- * terminal status must end up counted exactly once, and the task's totals must only ever move forward.
- */
 
 /** Receive counts climb with every crash; this file is about crashes, not about parking messages (see store-faults). */
 const RECEIVE_LIMIT = 1_000;

@@ -1,3 +1,9 @@
+/**
+ * The aggregator Lambda in a process of its own, built as `lambdas/aggregator/handler.ts` builds it, from the
+ * same environment variables, except that its store can stop dead at a planned point of a stream batch and its
+ * events go to a file (`EVENTS_FILE`, one JSON line each) instead of EventBridge, which has no emulator here.
+ */
+
 import { appendFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Logger } from '@aws-lambda-powertools/logger';
@@ -12,12 +18,6 @@ import type { EventPublisher } from '../../lambdas/events/event-publisher';
 import { TaskStore } from '../../lambdas/store/task-store';
 import { lambdaContext } from '../support/factories';
 import { type FoldInput, type FoldKillPoint, freeze, KillSwitch, RESPONSE_MARKER } from './crash-protocol';
-
-/**
- * The aggregator Lambda in a process of its own, built as `lambdas/aggregator/handler.ts` builds it, from the
- * same environment variables, except that its store can stop dead at a planned point of a stream batch and its
- * events go to a file (`EVENTS_FILE`, one JSON line each) instead of EventBridge, which has no emulator here.
- */
 
 /** Appends each event before `publish` returns: what was published before a kill stays published. */
 class FilePublisher implements EventPublisher {

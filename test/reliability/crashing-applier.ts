@@ -1,3 +1,9 @@
+/**
+ * The applier Lambda in a process of its own, built as `lambdas/applier/handler.ts` builds it, from the same
+ * environment variables, with one difference: its store can stop dead at a planned point of a batch. There it
+ * prints the point and waits for the test to SIGKILL it, so the process dies exactly where a crash would leave it.
+ */
+
 import { createInterface } from 'node:readline';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
@@ -16,12 +22,6 @@ import {
   KillSwitch,
   RESPONSE_MARKER,
 } from './crash-protocol';
-
-/**
- * The applier Lambda in a process of its own, built as `lambdas/applier/handler.ts` builds it, from the same
- * environment variables, with one difference: its store can stop dead at a planned point of a batch. There it
- * prints the point and waits for the test to SIGKILL it, so the process dies exactly where a crash would leave it.
- */
 
 interface HeldWrite {
   /** Sends the write; resolves with whether it was taken. */

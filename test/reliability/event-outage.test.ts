@@ -1,3 +1,10 @@
+/**
+ * EventBridge refusing every event with a permanent-looking error (`AccessDeniedException`: a grant removed, a
+ * bus policy changed) for a while, then taking them again, while tasks keep ending on the table's real stream,
+ * folded from two stream shards in batches of random size. The stream must never wait for EventBridge, and
+ * every ended task's `Task Ended` must be accepted exactly once, under its one `event_id`.
+ */
+
 import { AccessDeniedException } from '@aws-sdk/client-eventbridge';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EVENTS, SWEEPER } from '../../lambdas/service-settings';
@@ -10,13 +17,6 @@ import { type FoldHarness, startFoldHarness } from '../support/fold-harness';
 import { SwitchablePublisher } from '../support/sweep-scene';
 import { seededRandom } from '../support/workload';
 import { reportFigures, SEED } from './support';
-
-/**
- * EventBridge refusing every event with a permanent-looking error (`AccessDeniedException`: a grant removed, a
- * bus policy changed) for a while, then taking them again, while tasks keep ending on the table's real stream,
- * folded from two stream shards in batches of random size. The stream must never wait for EventBridge, and
- * every ended task's `Task Ended` must be accepted exactly once, under its one `event_id`.
- */
 
 const MINUTE = 60_000;
 const TASKS = 12;

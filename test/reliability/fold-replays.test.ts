@@ -1,3 +1,11 @@
+/**
+ * What Lambda's stream event source may do to the aggregator, on the table's real stream: deliver a batch again
+ * (a retry, a partial batch response), split it (bisect on error), run batches of several stream shards, or
+ * several batches of one shard, at once and in any order, and lose records (24-hour retention, an on-failure
+ * destination). The fold recounts shards from their items under monotonic `vsum` guards, so none of it may
+ * lose or double a count, and totals may only move forward.
+ */
+
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBRecord } from 'aws-lambda';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -29,14 +37,6 @@ import {
   sameTotals,
   startWorkloads,
 } from './support';
-
-/**
- * What Lambda's stream event source may do to the aggregator, on the table's real stream: deliver a batch again
- * (a retry, a partial batch response), split it (bisect on error), run batches of several stream shards, or
- * several batches of one shard, at once and in any order, and lose records (24-hour retention, an on-failure
- * destination). The fold recounts shards from their items under monotonic `vsum` guards, so none of it may
- * lose or double a count, and totals may only move forward.
- */
 
 let table: TestTable;
 let tap: StreamTap;

@@ -1,3 +1,11 @@
+/**
+ * A Lambda that runs short of time mid-batch: below the reserve the applier keeps (`minRemainingMs`, 1 s by
+ * default) it starts no further attempt, reports every unfinished record for redelivery and lets the finished
+ * ones go. A task's records come back whole even when some of its subtask writes went through before time ran
+ * out: those must count once when redelivered. Time here is virtual: it passes only as the store works or the
+ * applier waits, so runs replay exactly.
+ */
+
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -43,14 +51,6 @@ import {
   startWorkloads,
   sumAudits,
 } from './support';
-
-/**
- * A Lambda that runs short of time mid-batch: below the reserve the applier keeps (`minRemainingMs`, 1 s by
- * default) it starts no further attempt, reports every unfinished record for redelivery and lets the finished
- * ones go. A task's records come back whole even when some of its subtask writes went through before time ran
- * out: those must count once when redelivered. Time here is virtual: it passes only as the store works or the
- * applier waits, so runs replay exactly.
- */
 
 /** The applier's default reserve: below it, no read-judge-write cycle is started. */
 const RESERVE_MS = 1_000;

@@ -1,3 +1,11 @@
+/**
+ * Poison and hostile input on the real path: every message goes through the SQS emulator to the Lambda edge,
+ * mixed with good statuses for two tasks, each with its producer's own message attributes. Each bad one must
+ * end in the dead-letter queue with its own reason and those attributes, without failing its batch and without
+ * touching any task. A status with fields the service does not know is not poison: it applies, and is stored
+ * without them.
+ */
+
 import {
   ChangeMessageVisibilityBatchCommand,
   CreateQueueCommand,
@@ -47,14 +55,6 @@ import {
   totalsOf,
   type Workloads,
 } from './support';
-
-/**
- * Poison and hostile input on the real path: every message goes through the SQS emulator to the Lambda edge,
- * mixed with good statuses for two tasks, each with its producer's own message attributes. Each bad one must
- * end in the dead-letter queue with its own reason and those attributes, without failing its batch and without
- * touching any task. A status with fields the service does not know is not poison: it applies, and is stored
- * without them.
- */
 
 interface Target {
   /** A task with real subtasks: a poison body built on it would change its counts if it were ever applied. */

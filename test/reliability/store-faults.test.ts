@@ -1,3 +1,11 @@
+/**
+ * Faults DynamoDB Local and the SQS emulator never produce, injected at the SDK client: a mock replaces one
+ * document client's `send`, passes most calls through to DynamoDB Local and fails the chosen ones with the
+ * SDK's own exceptions. The mock sits above the SDK's retry middleware, so every injected fault reaches our
+ * code, as one that outlasted the SDK's own retries would. The applier and the aggregator each meet them; the
+ * audit counts what was lost and what was counted twice.
+ */
+
 import {
   ConditionalCheckFailedException,
   DeleteTableCommand,
@@ -72,14 +80,6 @@ import {
   startWorkloads,
   type TaskWorkload,
 } from './support';
-
-/**
- * Faults DynamoDB Local and the SQS emulator never produce, injected at the SDK client: a mock replaces one
- * document client's `send`, passes most calls through to DynamoDB Local and fails the chosen ones with the
- * SDK's own exceptions. The mock sits above the SDK's retry middleware, so every injected fault reaches our
- * code, as one that outlasted the SDK's own retries would. The applier and the aggregator each meet them; the
- * audit counts what was lost and what was counted twice.
- */
 
 const OPERATIONS = ['GetItem', 'BatchGetItem', 'PutItem', 'Query', 'UpdateItem'] as const;
 type Operation = (typeof OPERATIONS)[number];

@@ -1,3 +1,8 @@
+/**
+ * Helpers the reliability suite shares: deliveries as SQS makes them, workloads over several tasks (from the
+ * one workload module the bench uses too), the table's real stream read as Lambda hands it over, and the audit.
+ */
+
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import type { AttributeValue as SdkAttributeValue } from '@aws-sdk/client-dynamodb';
@@ -30,11 +35,6 @@ import { addTotals, type HarnessTotals, SILENT_LOG, ZERO_TOTALS } from '../suppo
 import { uniqueName } from '../support/aws';
 import { initializeRequest, sqsRecord, subtaskIds, T0 } from '../support/factories';
 import { shuffle, type Workload, type WorkloadShape, workloadFor } from '../support/workload';
-
-/**
- * Helpers the reliability suite shares: deliveries as SQS makes them, workloads over several tasks (from the
- * one workload module the bench uses too), the table's real stream read as Lambda hands it over, and the audit.
- */
 
 /** Seeds are fixed so that a failure replays; `RELIABILITY_SEED=<n>` explores other runs. */
 export const SEED = Number(process.env.RELIABILITY_SEED ?? 20_260_101);

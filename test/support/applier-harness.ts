@@ -1,14 +1,14 @@
-import { applyBatch, type BatchSummary, type Log, type QueueRecord } from '../../lambdas/applier/apply-batch';
-import { sleep } from '../../lambdas/core/backoff';
-import type { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
-import type { ApplyToTaskOptions } from '../../lambdas/store/apply-to-task';
-import type { TaskStore } from '../../lambdas/store/task-store';
-
 /**
  * Stands in for SQS and Lambda's event source: `appliers` concurrent loops take batches from one pool of
  * deliveries and put back whatever a batch reports for retry, as SQS redelivers it after the visibility timeout.
  * Seeded randomness (batch sizes) comes from `test/support/workload.ts`'s `seededRandom`.
  */
+
+import { applyBatch, type BatchSummary, type Log, type QueueRecord } from '../../lambdas/applier/apply-batch';
+import { sleep } from '../../lambdas/core/backoff';
+import type { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
+import type { ApplyToTaskOptions } from '../../lambdas/store/apply-to-task';
+import type { TaskStore } from '../../lambdas/store/task-store';
 
 export const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 

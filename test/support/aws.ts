@@ -1,3 +1,5 @@
+/** Clients and fresh resources on the emulators the global setup started. */
+
 import { randomUUID } from 'node:crypto';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -8,8 +10,6 @@ import { DeadLetterQueue } from '../../lambdas/queue/dead-letter-queue';
 import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { createStatusQueues, createTaskTable, type StatusQueues } from '../../local/resources';
-
-/** Clients and fresh resources on the emulators the global setup started. */
 
 export function dynamoClient(): DynamoDBClient {
   return new DynamoDBClient({

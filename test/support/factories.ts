@@ -1,3 +1,5 @@
+/** Builders for the values tests feed the service. */
+
 import type {
   APIGatewayProxyEventV2,
   AttributeValue,
@@ -23,8 +25,6 @@ import {
   ZERO_COUNTS,
 } from '../../lambdas/core/task';
 import { TABLE_KEYS } from '../../lambdas/service-settings';
-
-/** Builders for the values tests feed the service. */
 
 export const T0 = Date.parse('2026-01-01T00:00:00Z');
 

@@ -1,3 +1,14 @@
+/**
+ * The aggregator's input as the tests make it: the REAL stream of a test table (DynamoDB Local serves it; the
+ * local stream poller reads it and turns its records into Lambda's `DynamoDBRecord` shape), folded with
+ * `foldBatch` under the disorder Lambda's event source is allowed: records delivered twice, batches of any size,
+ * a batch delivered again after its invocation died part-way, a batch delivered again after it succeeded,
+ * records redelivered from the `resumeFrom` a partial batch response names, and records spread over several
+ * stream shards folded in parallel. DynamoDB Local has one stream shard; the harness splits it into simulated
+ * shards by a hash of the item key, so each item's records stay in order within its shard, as DynamoDB
+ * guarantees.
+ */
+
 import { createHash } from 'node:crypto';
 import { ThrottlingException } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBStreamsClient } from '@aws-sdk/client-dynamodb-streams';
@@ -14,17 +25,6 @@ import { LOCAL_REGION } from '../../local/emulators';
 import { type StreamPoller, startStreamPoller } from '../../local/stream-poller';
 import { SILENT_LOG } from './applier-harness';
 import { streamsClient } from './aws';
-
-/**
- * The aggregator's input as the tests make it: the REAL stream of a test table (DynamoDB Local serves it; the
- * local stream poller reads it and turns its records into Lambda's `DynamoDBRecord` shape), folded with
- * `foldBatch` under the disorder Lambda's event source is allowed: records delivered twice, batches of any size,
- * a batch delivered again after its invocation died part-way, a batch delivered again after it succeeded,
- * records redelivered from the `resumeFrom` a partial batch response names, and records spread over several
- * stream shards folded in parallel. DynamoDB Local has one stream shard; the harness splits it into simulated
- * shards by a hash of the item key, so each item's records stay in order within its shard, as DynamoDB
- * guarantees.
- */
 
 /** The fold's events, kept instead of sent. */
 export class CollectingPublisher implements EventPublisher {

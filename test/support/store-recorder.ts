@@ -1,10 +1,10 @@
-import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
-
 /**
  * A `StoreObserver` that keeps what it saw, for audits: every write the store sent (applied or not) and every
  * read's capacity. The store reports its conditional puts and the fold's task writes; its other updates
  * (`markReady`, `setDueAt`, `requestCancel`, `endIncomplete`, initialize's progress mark) are not reported.
  */
+
+import type { ItemKind, StoreObserver } from '../../lambdas/store/task-store';
 
 export interface RecordedWrite {
   readonly kind: ItemKind;

@@ -1,3 +1,8 @@
+/**
+ * A sweeper test's world: a table of its own (the due index is the table's), the fold run from the table's
+ * real stream by hand, an injected clock, and an event bus that accepts or refuses on demand.
+ */
+
 import { expect } from 'vitest';
 import { foldBatch } from '../../lambdas/aggregator/fold-batch';
 import type { ServiceEvent } from '../../lambdas/core/events';
@@ -10,11 +15,6 @@ import { SILENT_LOG } from './applier-harness';
 import { newTaskTable, type TestTable } from './aws';
 import { T0 } from './factories';
 import { CollectingPublisher, StreamTap } from './fold-harness';
-
-/**
- * A sweeper test's world: a table of its own (the due index is the table's), the fold run from the table's
- * real stream by hand, an injected clock, and an event bus that accepts or refuses on demand.
- */
 
 /** Keeps what it accepts; while `failure` is set, every publish throws it and nothing is kept. */
 export class SwitchablePublisher extends CollectingPublisher {

@@ -1,3 +1,8 @@
+/**
+ * Rules 3–6 of the design, as the pure core judges them against the subtask items alone: the task's totals are
+ * the fold's business now (see fold.test.ts).
+ */
+
 import { describe, expect, it } from 'vitest';
 import {
   type ApplyResult,
@@ -10,11 +15,6 @@ import { StaleGenerationError, UnknownSubtaskError } from '../../lambdas/core/er
 import { type SubtaskStatus, TERMINAL_STATES } from '../../lambdas/core/subtask-status';
 import { type InitializeRequest, initializeTask, type SubtaskRecord } from '../../lambdas/core/task';
 import { GENERATION, initializeRequest, status, T0, terminal } from '../support/factories';
-
-/**
- * Rules 3–6 of the design, as the pure core judges them against the subtask items alone: the task's totals are
- * the fold's business now (see fold.test.ts).
- */
 
 const TASK_ID = 'task-1';
 const TASK = { task_id: TASK_ID, generation: GENERATION };

@@ -1,8 +1,8 @@
+/** The dashboard document: one small, self-contained page whose policy allows exactly its own code. */
+
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { buildDashboard } from '../../client/dashboard/site';
-
-/** The dashboard document: one small, self-contained page whose policy allows exactly its own code. */
 
 const MAX_GZIPPED_BYTES = 30 * 1024;
 

@@ -1,3 +1,8 @@
+/**
+ * How a publish reports each event's fate. EventBridge answers per entry, and its documented codes say which
+ * failures are worth retrying; these faults are mocked, since no emulator here produces them.
+ */
+
 import {
   AccessDeniedException,
   EventBridgeClient,
@@ -13,11 +18,6 @@ import {
   EventsNotPublishedError,
   publishEvents,
 } from '../../lambdas/events/event-publisher';
-
-/**
- * How a publish reports each event's fate. EventBridge answers per entry, and its documented codes say which
- * failures are worth retrying; these faults are mocked, since no emulator here produces them.
- */
 
 const eventBridge = mockClient(EventBridgeClient);
 afterEach(() => eventBridge.reset());

@@ -1,3 +1,10 @@
+/**
+ * The whole write path, pure: workers' statuses delivered at least once and in any order through applyStatuses,
+ * shards recounted at random moments, and recounts and folds replayed late, in any order, as the stream and
+ * Lambda's retries may deliver them. The store's conditions are modelled exactly (the `vsum` guards, the task
+ * still `PROGRESS`, the cancel as read), so what is asserted is what the table would hold.
+ */
+
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyStatuses } from '../../lambdas/core/apply-statuses';
@@ -20,13 +27,6 @@ import {
 } from '../../lambdas/core/task';
 import { shardOf, shardSizes } from '../../lambdas/core/write-shards';
 import { GENERATION, initializeRequest, shardCounter, subtaskIds, T0 } from '../support/factories';
-
-/**
- * The whole write path, pure: workers' statuses delivered at least once and in any order through applyStatuses,
- * shards recounted at random moments, and recounts and folds replayed late, in any order, as the stream and
- * Lambda's retries may deliver them. The store's conditions are modelled exactly (the `vsum` guards, the task
- * still `PROGRESS`, the cancel as read), so what is asserted is what the table would hold.
- */
 
 const TASK_ID = 'task-1';
 

@@ -1,3 +1,8 @@
+/**
+ * DynamoDB's sizing rules on small items whose sizes are counted by hand here, and its write-unit rules on
+ * items of known size. The integration test checks the same functions against DynamoDB Local.
+ */
+
 import { describe, expect, it } from 'vitest';
 import {
   batchGetReadUnits,
@@ -14,11 +19,6 @@ import {
   valueBytes,
   writeUnitsForBytes,
 } from '../support/metering';
-
-/**
- * DynamoDB's sizing rules on small items whose sizes are counted by hand here, and its write-unit rules on
- * items of known size. The integration test checks the same functions against DynamoDB Local.
- */
 
 /** An item of exactly `bytes`: the key attribute `k` (1 + 1) and a padding string `p` (1 + length). */
 function itemOf(bytes: number): Record<string, string> {

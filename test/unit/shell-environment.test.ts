@@ -1,8 +1,8 @@
+/** The `export …` line `npm start` prints: pasted into a shell, it sets exactly what the SDKs and the CLI read. */
+
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { exportLine, localEnvironment } from '../../local/shell-environment';
-
-/** The `export …` line `npm start` prints: pasted into a shell, it sets exactly what the SDKs and the CLI read. */
 
 const stack = {
   dynamoEndpoint: 'http://127.0.0.1:8000',

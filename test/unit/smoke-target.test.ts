@@ -1,11 +1,11 @@
+/** Where `npm run smoke` finds the service: a `cdk deploy --outputs-file` JSON, or the local stack's variables. */
+
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSmokeCommand } from '../../ops/smoke-command';
 import { SmokeTargetError, targetFromEnvironment, targetFromOutputs } from '../../ops/smoke-target';
-
-/** Where `npm run smoke` finds the service: a `cdk deploy --outputs-file` JSON, or the local stack's variables. */
 
 const API = 'https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/';
 const QUEUE = 'https://sqs.eu-west-1.amazonaws.com/123456789012/SubtaskProgress-StatusQueue';

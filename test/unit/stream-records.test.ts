@@ -1,13 +1,13 @@
+/**
+ * Stream records exactly as Lambda hands them over: keys and images in DynamoDB's JSON wire form (`{S}`, `{N}` as
+ * a string, `{M}`, `{L}`, `{BOOL}`), written here by hand rather than by the SDK's marshaller.
+ */
+
 import type { DynamoDBRecord } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
 import { changesOf } from '../../lambdas/aggregator/stream-records';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
 import { type StreamImage, streamRecord } from '../support/factories';
-
-/**
- * Stream records exactly as Lambda hands them over: keys and images in DynamoDB's JSON wire form (`{S}`, `{N}` as
- * a string, `{M}`, `{L}`, `{BOOL}`), written here by hand rather than by the SDK's marshaller.
- */
 
 const SUBTASK_PK = 'TASK#task-1#2';
 const SUBTASK_SK = 'SUB#sub-7';

@@ -1,3 +1,5 @@
+/** The sweeper's pure rules: what is due, what ends, what shows a stopped fold, and a run's budget. */
+
 import { describe, expect, it } from 'vitest';
 import { oldestRunningMs } from '../../lambdas/core/fold';
 import { SWEEPER } from '../../lambdas/service-settings';
@@ -5,8 +7,6 @@ import { endingFor } from '../../lambdas/sweeper/end-subtasks';
 import { hasUnfoldedChanges } from '../../lambdas/sweeper/idle-recount';
 import { RunBudget } from '../../lambdas/sweeper/run-budget';
 import { initializeRequest, readyTask, shardCounter, status, subtaskRecord, T0 } from '../support/factories';
-
-/** The sweeper's pure rules: what is due, what ends, what shows a stopped fold, and a run's budget. */
 
 const MINUTE = 60_000;
 
