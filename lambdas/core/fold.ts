@@ -180,20 +180,24 @@ export function foldTask(
   const vsum = own.reduce((sum, counter) => sum + counter.vsum, 0);
   if (vsum <= task.counters_vsum) return undefined;
 
-  let counts = ZERO_COUNTS;
-  let inFlight = ZERO_COUNTS;
-  let succeeded = 0;
-  let failed = 0;
-  let done = 0;
-  let latest = Date.parse(task.created_at);
-  for (const counter of own) {
-    counts = add(counts, counter.counts);
-    inFlight = add(inFlight, counter.in_flight);
-    succeeded += counter.subtasks_succeeded;
-    failed += counter.subtasks_failed;
-    done += counter.done;
-    latest = Math.max(latest, counter.latest_change_ms);
-  }
+  const { counts, inFlight, succeeded, failed, done, latest } = own.reduce(
+    (sum, counter) => ({
+      counts: add(sum.counts, counter.counts),
+      inFlight: add(sum.inFlight, counter.in_flight),
+      succeeded: sum.succeeded + counter.subtasks_succeeded,
+      failed: sum.failed + counter.subtasks_failed,
+      done: sum.done + counter.done,
+      latest: Math.max(sum.latest, counter.latest_change_ms),
+    }),
+    {
+      counts: ZERO_COUNTS,
+      inFlight: ZERO_COUNTS,
+      succeeded: 0,
+      failed: 0,
+      done: 0,
+      latest: Date.parse(task.created_at),
+    },
+  );
   const subtasks = { total: task.subtasks.total, succeeded, failed };
   const ended = done >= task.subtasks.total;
   const state: TaskState = !ended
