@@ -6,14 +6,14 @@
 
 import { createServer, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeCursor } from '../../lambdas/api/cursor';
 import { documentClient } from '../../lambdas/aws-clients';
 import { subtaskShard } from '../../lambdas/core/task';
 import { writeShardCount } from '../../lambdas/core/write-shards';
 import { applyToTask } from '../../lambdas/store/apply-to-task';
 import { TaskStore } from '../../lambdas/store/task-store';
-import { dynamoClient, uniqueName } from '../support/aws';
+import { dynamoClient, dynamoEndpoint, uniqueName } from '../support/aws';
 import { subtaskIds, terminal } from '../support/factories';
 import { seedInitializedTask } from '../support/seed';
 import { http, isRecord, startTestStack, type TestStack } from './stack';
@@ -68,7 +68,7 @@ let finished: [string, string];
 
 beforeAll(async () => {
   proxy = await countingProxy(
-    inject('dynamoEndpoint'),
+    dynamoEndpoint(),
     (operation, body) => operation === 'Query' && body.includes(`"TASK#${taskId}#`),
   );
   stack = await startTestStack({ dynamoEndpoint: proxy.endpoint });

@@ -16,7 +16,7 @@ import type { LocalEvent } from '../../local/event-file';
 import type { Denial } from '../../local/iam-gateway';
 import { type LocalStack, type LocalStackOptions, startLocalStack } from '../../local/local-stack';
 import { localEnvironment } from '../../local/shell-environment';
-import { dynamoClient, sqsClient, uniqueName } from '../support/aws';
+import { dynamoClient, dynamoEndpoint, sqsClient, uniqueName } from '../support/aws';
 
 export interface TestStack extends LocalStack {
   /** Errors the stack reported (a function that threw, a failed queue call), by source; a passing run has none. */
@@ -57,7 +57,7 @@ export async function startTestStack({
   const directory = await mkdtemp(join(tmpdir(), 'subtask-progress-e2e-'));
   const stack = await startLocalStack({
     eventsFile: join(directory, 'events.jsonl'),
-    dynamoEndpoint: inject('dynamoEndpoint'),
+    dynamoEndpoint: dynamoEndpoint(),
     sqsEndpoint: inject('sqsEndpoint'),
     httpPort: 0,
     tableName: uniqueName('e2e-tasks'),
@@ -109,7 +109,7 @@ export async function startTestStack({
 /** A DynamoDB Streams client on the shared DynamoDB Local, as the stack's own poller reads the stream. */
 export function streamsClient() {
   return new DynamoDBStreamsClient({
-    endpoint: inject('dynamoEndpoint'),
+    endpoint: dynamoEndpoint(),
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });

@@ -24,7 +24,13 @@ import { taskKey } from '../../lambdas/store/task-items';
 import { type ReadOptions, TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { capturingLog, SILENT_LOG } from '../support/applier-harness';
-import { type ApplierFixture, newApplierFixture, receiveAll, uniqueName } from '../support/aws';
+import {
+  type ApplierFixture,
+  dynamoEndpoint,
+  newApplierFixture,
+  receiveAll,
+  uniqueName,
+} from '../support/aws';
 import {
   initializeRequest,
   lambdaContext,
@@ -524,7 +530,7 @@ describe('applier entry point', () => {
       TABLE_NAME: fixture.table.tableName,
       DEAD_LETTER_QUEUE_URL: fixture.queues.deadLetterQueueUrl,
       RECEIVE_LIMIT: '5',
-      AWS_ENDPOINT_URL_DYNAMODB: inject('dynamoEndpoint'),
+      AWS_ENDPOINT_URL_DYNAMODB: dynamoEndpoint(),
       AWS_ENDPOINT_URL_SQS: inject('sqsEndpoint'),
       AWS_REGION: LOCAL_REGION,
       AWS_ACCESS_KEY_ID: LOCAL_CREDENTIALS.accessKeyId,

@@ -7,7 +7,7 @@
 
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { documentClient } from '../../lambdas/aws-clients';
 import { sleep } from '../../lambdas/core/backoff';
 import type { SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
@@ -17,6 +17,7 @@ import { TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { type HarnessTotals, runAppliers } from '../support/applier-harness';
 import {
+  dynamoEndpoint,
   newStatusQueues,
   newTaskTable,
   receiveAll,
@@ -46,7 +47,7 @@ const figures: Record<string, number> = { runs: 0, statuses: 0, crashes: 0, resu
 beforeAll(async () => {
   // Up to 16 appliers writing 100 subtasks each at once, beside the fold: more sockets than the SDK's 50.
   const client = new DynamoDBClient({
-    endpoint: inject('dynamoEndpoint'),
+    endpoint: dynamoEndpoint(),
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
     requestHandler: { httpAgent: { maxSockets: 512 } },

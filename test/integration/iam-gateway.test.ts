@@ -19,7 +19,13 @@ import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { type Denial, type RunningIamGateway, startIamGateway } from '../../local/iam-gateway';
 import { policyStatementSchema } from '../../local/iam-policy';
 import { ACCOUNT_ID } from '../../local/lambda-invocation';
-import { newStatusQueues, newTaskTable, type TestQueues, type TestTable } from '../support/aws';
+import {
+  dynamoEndpoint,
+  newStatusQueues,
+  newTaskTable,
+  type TestQueues,
+  type TestTable,
+} from '../support/aws';
 import { RecordingPublisher } from '../support/recording-publisher';
 
 const arn = (table: string) => `arn:aws:dynamodb:${LOCAL_REGION}:${ACCOUNT_ID}:table/${table}`;
@@ -64,7 +70,7 @@ beforeAll(async () => {
     statements,
     region: LOCAL_REGION,
     accountId: ACCOUNT_ID,
-    dynamoEndpoint: inject('dynamoEndpoint'),
+    dynamoEndpoint: dynamoEndpoint(),
     sqsEndpoint: inject('sqsEndpoint'),
     events,
     onDenied: (denial) => denials.push(denial),
@@ -163,7 +169,7 @@ describe('the local IAM gateway, in front of the emulators', () => {
       await expect(iterator).rejects.toMatchObject({ name: 'AccessDeniedException' });
 
       const direct = new DynamoDBStreamsClient({
-        endpoint: inject('dynamoEndpoint'),
+        endpoint: dynamoEndpoint(),
         region: LOCAL_REGION,
         credentials: LOCAL_CREDENTIALS,
       });

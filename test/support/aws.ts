@@ -11,9 +11,18 @@ import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../../local/emulators';
 import { createStatusQueues, createTaskTable, type StatusQueues } from '../../local/resources';
 
+/** This test worker's DynamoDB Local (vitest numbers its workers from 1 in `VITEST_POOL_ID`). */
+export function dynamoEndpoint(): string {
+  const endpoints = inject('dynamoEndpoints');
+  const worker = Number(process.env.VITEST_POOL_ID ?? 1) - 1;
+  const endpoint = endpoints[worker % endpoints.length];
+  if (endpoint === undefined) throw new Error('The global setup started no DynamoDB Local');
+  return endpoint;
+}
+
 export function dynamoClient(): DynamoDBClient {
   return new DynamoDBClient({
-    endpoint: inject('dynamoEndpoint'),
+    endpoint: dynamoEndpoint(),
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });
@@ -21,7 +30,7 @@ export function dynamoClient(): DynamoDBClient {
 
 export function streamsClient(): DynamoDBStreamsClient {
   return new DynamoDBStreamsClient({
-    endpoint: inject('dynamoEndpoint'),
+    endpoint: dynamoEndpoint(),
     region: LOCAL_REGION,
     credentials: LOCAL_CREDENTIALS,
   });

@@ -17,6 +17,7 @@ import { localResources, roleStatements } from '../../local/local-functions';
 import type { StatusQueues } from '../../local/resources';
 import { type FunctionName, synthesizedStack } from '../../local/synthesized-stack';
 import type { TestTable } from './aws';
+import { dynamoEndpoint } from './aws';
 
 const gateways: RunningIamGateway[] = [];
 const denials: Denial[] = [];
@@ -49,7 +50,7 @@ export async function roleEndpoint(fn: FunctionName, table: TestTable, queues: S
     statements: roleStatements(stack, fn, resources),
     region: LOCAL_REGION,
     accountId: ACCOUNT_ID,
-    dynamoEndpoint: inject('dynamoEndpoint'),
+    dynamoEndpoint: dynamoEndpoint(),
     sqsEndpoint: inject('sqsEndpoint'),
     events: {
       publish: async () => {
