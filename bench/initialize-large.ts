@@ -24,6 +24,7 @@ import { documentClient } from '../lambdas/aws-clients';
 import { ENVIRONMENT } from '../lambdas/service-settings';
 import { TaskStore } from '../lambdas/store/task-store';
 import { freePort, LOCAL_CREDENTIALS, LOCAL_REGION, LOOPBACK, startDynamoDbLocal } from '../local/emulators';
+import { NODE_BUNDLE_OPTIONS } from '../local/lambda-sandbox';
 import { createTaskTable } from '../local/resources';
 
 const USAGE = `npm run bench:initialize -- [options]
@@ -87,15 +88,7 @@ async function bundleFunction(): Promise<{ path: string; remove: () => Promise<v
     entryPoints: { api: fileURLToPath(new URL('./api-function-process.ts', import.meta.url)) },
     outdir: directory,
     outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'error',
-    // The SDK's CommonJS modules, bundled into ESM, still `require` Node's built-ins.
-    banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    },
+    ...NODE_BUNDLE_OPTIONS,
   });
   return { path: join(directory, 'api.mjs'), remove: () => rm(directory, { recursive: true, force: true }) };
 }

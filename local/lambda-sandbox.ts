@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { Context } from 'aws-lambda';
-import { build } from 'esbuild';
+import { type BuildOptions, build } from 'esbuild';
 import { InvocationTimeoutError } from './lambda-invocation';
 import type { Invocation, InvocationAnswer, SerializedError } from './sandbox-runtime';
 
@@ -23,6 +23,7 @@ const BUNDLE_DIRECTORY = join(PROJECT_ROOT, 'node_modules', '.cache', 'subtask-p
 /** What a bundle is made of: the functions' code and the sandbox runtime. */
 const BUNDLE_SOURCES = [
   'lambdas',
+  'local/lambda-sandbox.ts',
   'local/sandbox-runtime.ts',
   'local/sandbox-clock.ts',
   'local/lambda-invocation.ts',
@@ -71,6 +72,23 @@ async function digestOf(paths: readonly string[]): Promise<string> {
   return hash.digest('hex').slice(0, 16);
 }
 
+/**
+ * How code of ours is bundled to run on Node outside Lambda (sandboxes, crash children, the bench's function), as
+ * the deployed bundles are built (cdk/service-function.ts): ES module builds first, the SDK inside.
+ */
+export const NODE_BUNDLE_OPTIONS = {
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  mainFields: ['module', 'main'],
+  // The SDK's CommonJS modules, bundled into ESM, still `require` Node's built-ins.
+  banner: {
+    js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
+  },
+  logLevel: 'error',
+} satisfies BuildOptions;
+
 const bundles = new Map<string, Promise<string>>();
 
 /** The bundle of `entry` (relative to the project root) with the sandbox runtime, built once per source digest. */
@@ -103,18 +121,9 @@ export function functionBundle(entry: string): Promise<string> {
           loader: 'ts',
         },
         outfile: partial,
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        // As the deployed bundles are built (cdk/service-function.ts): ES module builds first, the SDK inside.
-        mainFields: ['module', 'main'],
-        banner: {
-          js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-        },
+        ...NODE_BUNDLE_OPTIONS,
         sourcemap: 'inline',
         sourcesContent: false,
-        logLevel: 'error',
       });
       await rename(partial, path);
       return path;

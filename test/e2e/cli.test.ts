@@ -4,11 +4,10 @@
  * command.
  */
 
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../client/cli/run';
 import { uniqueName } from '../support/aws';
+import { type Run, runWithStackEnvironment } from './child-process';
 import {
   finishedProgress,
   initialize,
@@ -18,8 +17,6 @@ import {
   type TestStack,
   wireMessage,
 } from './stack';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 let stack: TestStack;
 
@@ -31,41 +28,10 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs the CLI with the environment `npm start` would have had the operator export. */
 function cli(args: readonly string[], entry: 'tsx' | 'bin' = 'tsx'): Promise<Run> {
   const command = entry === 'tsx' ? ['--import', 'tsx', 'client/cli.ts'] : ['bin/subtask-progress.mjs'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...command, ...args], {
-      cwd: ROOT,
-      env: {
-        ...process.env,
-        AWS_ENDPOINT_URL_DYNAMODB: stack.dynamoEndpoint,
-        AWS_ENDPOINT_URL_SQS: stack.sqsEndpoint,
-        AWS_REGION: stack.region,
-        AWS_ACCESS_KEY_ID: 'local',
-        AWS_SECRET_ACCESS_KEY: 'local',
-        SUBTASK_PROGRESS_TABLE: stack.tableName,
-        SUBTASK_PROGRESS_QUEUE_URL: stack.queueUrl,
-        SUBTASK_PROGRESS_API_URL: stack.httpUrl,
-      },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-    });
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runWithStackEnvironment(stack, process.execPath, [...command, ...args]);
 }
 
 // Concurrent: each test mostly waits for child processes to start, which takes seconds on a busy machine.

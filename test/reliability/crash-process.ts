@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { NODE_BUNDLE_OPTIONS } from '../../local/lambda-sandbox';
 import { type CrashOutcome, KILL_MARKER, type KillReport, RESPONSE_MARKER } from './crash-protocol';
 
 const CHILD_TIMEOUT_MS = 30_000;
@@ -35,15 +36,7 @@ export async function bundleChildren(): Promise<ChildBundles> {
     },
     outdir: directory,
     outExtension: { '.js': '.mjs' },
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    logLevel: 'error',
-    // The SDK's CommonJS modules, bundled into ESM, still `require` Node's built-ins.
-    banner: {
-      js: "import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);",
-    },
+    ...NODE_BUNDLE_OPTIONS,
   });
   return {
     directory,
