@@ -62,6 +62,57 @@ export interface ServiceAlarms {
 }
 
 /**
+ * What each alarm means, by its id. The id names the construct (and so the logical id) and the runbook's section
+ * that says what to do; the description CloudWatch shows ends with a pointer to that section.
+ */
+const MEANINGS = {
+  OldestStatusAlarm:
+    'A status has waited in the status queue longer than the threshold: the applier is disabled, failing or ' +
+    'falling behind, and the queue drops statuses when their retention ends.',
+  DeadLetterAlarm:
+    'Status messages reached the dead-letter queue: rejected as invalid, or not applied within the receive limit.',
+  ApplierErrorAlarm:
+    'The status applier failed whole invocations (not single records): statuses are delayed.',
+  StatusesDeadLetteredAlarm:
+    'The applier dead-lettered statuses in the last 5 minutes (metric StatusesDeadLettered).',
+  StatusesRetriedAlarm:
+    'The applier handed many statuses back for a retry (metric StatusesRetried): throttling, errors, or ' +
+    'statuses of tasks that are not initialized.',
+  IteratorAgeAlarm:
+    "The aggregator is behind on the table's stream: progress is stale, and stream records expire after 24 hours.",
+  AggregatorFailureAlarm:
+    "The aggregator's event source discarded stream records and sent their description to the on-failure " +
+    'queue: the shards they touched are not recounted until they change again or are reconciled.',
+  AggregatorErrorAlarm:
+    'The aggregator failed whole invocations (not single records): the batch is retried and its stream ' +
+    'shard waits.',
+  FoldsSkippedAlarm:
+    'The aggregator skipped records whose fold failed with a non-transient error (metric FoldsSkipped).',
+  ApiServerErrorAlarm:
+    'The API answered with 5xx statuses (handler errors become 500 responses, so Lambda Errors misses them).',
+  SweeperErrorAlarm:
+    'The sweeper failed whole runs: deadlines, cancels and idle recounts wait for the next run.',
+  SweepErrorsAlarm: 'The sweeper could not handle some due tasks (metric SweepErrors).',
+  EventsUndeliverableAlarm:
+    'EventBridge refused events for good (metric EventsUndeliverable: no permission, a bus policy, an ' +
+    'invalid entry). They stay marked on their tasks and go out once the cause is fixed.',
+  UnfoldedChangesAlarm:
+    "An idle recount found subtask changes minutes old that no fold counted (metric UnfoldedShards): the table's " +
+    'stream consumer is stopped, disabled or failing, and progress is stale.',
+  ApplierThrottleAlarm: 'Applier invocations were throttled: statuses wait in the queue.',
+  AggregatorThrottleAlarm:
+    'Aggregator invocations were throttled: its reserved concurrency is below stream shards times the ' +
+    'parallelization factor, and progress lags.',
+  ApiThrottleAlarm:
+    'API function invocations were throttled at its reserved concurrency: callers got 5xx responses.',
+  SweeperThrottleAlarm: 'Sweeper invocations were throttled: deadlines and idle recounts are late.',
+  TableThrottleAlarm:
+    'DynamoDB throttled requests to the table (a hot partition or the on-demand throughput limits).',
+} as const;
+
+type AlarmId = keyof typeof MEANINGS;
+
+/**
  * The alarms an operator must hear about: every way a status or a count can be delayed or lost, each going off
  * on one breaching 5-minute window. Missing data (an idle service publishes nothing) is not breaching.
  */
@@ -70,9 +121,9 @@ export function createAlarms(
   sources: AlarmSources,
   thresholds: Required<SubtaskProgressAlarmThresholds>,
 ): ServiceAlarms {
-  const alarm = (id: string, description: string, metric: cloudwatch.IMetric, threshold: number) =>
+  const alarm = (id: AlarmId, metric: cloudwatch.IMetric, threshold: number) =>
     new cloudwatch.Alarm(scope, id, {
-      alarmDescription: `${description} ${RUNBOOK}, "${id}".`,
+      alarmDescription: `${MEANINGS[id]} ${RUNBOOK}, "${id}".`,
       metric,
       threshold,
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
@@ -81,138 +132,61 @@ export function createAlarms(
     });
   const sum = { period: PERIOD, statistic: cloudwatch.Stats.SUM };
   const maximum = { period: PERIOD, statistic: cloudwatch.Stats.MAXIMUM };
-  const serviceMetric = (metricName: string, service: string) =>
+  const visible = (queue: sqs.IQueue) => queue.metricApproximateNumberOfMessagesVisible(maximum);
+  const count = (name: keyof typeof METRICS.names, service: keyof typeof METRICS.services) =>
     new cloudwatch.Metric({
       namespace: SERVICE_METRICS.namespace,
-      metricName,
-      dimensionsMap: { [SERVICE_METRICS.dimension]: service },
+      metricName: METRICS.names[name],
+      dimensionsMap: { [SERVICE_METRICS.dimension]: METRICS.services[service] },
       ...sum,
     });
-  const { services } = SERVICE_METRICS;
+  const { applier, aggregator, apiFunction, sweeper } = sources;
+  const throttled = (id: AlarmId, fn: lambda.IFunction) =>
+    alarm(id, fn.metricThrottles(sum), thresholds.functionThrottlesPerFiveMinutes);
 
   return {
     oldestStatusAlarm: alarm(
       'OldestStatusAlarm',
-      'A status has waited in the status queue longer than the threshold: the applier is disabled, failing or ' +
-        'falling behind, and the queue drops statuses when their retention ends.',
       sources.statusQueue.metricApproximateAgeOfOldestMessage(maximum),
       thresholds.oldestStatusAgeMinutes * 60,
     ),
-    deadLetterAlarm: alarm(
-      'DeadLetterAlarm',
-      'Status messages reached the dead-letter queue: rejected as invalid, or not applied within the ' +
-        'receive limit.',
-      sources.deadLetterQueue.metricApproximateNumberOfMessagesVisible(maximum),
-      0,
-    ),
-    applierErrorAlarm: alarm(
-      'ApplierErrorAlarm',
-      'The status applier failed whole invocations (not single records): statuses are delayed.',
-      sources.applier.metricErrors(sum),
-      0,
-    ),
+    deadLetterAlarm: alarm('DeadLetterAlarm', visible(sources.deadLetterQueue), 0),
+    applierErrorAlarm: alarm('ApplierErrorAlarm', applier.metricErrors(sum), 0),
     statusesDeadLetteredAlarm: alarm(
       'StatusesDeadLetteredAlarm',
-      'The applier dead-lettered statuses in the last 5 minutes (metric StatusesDeadLettered).',
-      serviceMetric(METRICS.names.statusesDeadLettered, services.applier),
+      count('statusesDeadLettered', 'applier'),
       0,
     ),
     statusesRetriedAlarm: alarm(
       'StatusesRetriedAlarm',
-      'The applier handed many statuses back for a retry (metric StatusesRetried): throttling, errors, or ' +
-        'statuses of tasks that are not initialized.',
-      serviceMetric(METRICS.names.statusesRetried, services.applier),
+      count('statusesRetried', 'applier'),
       thresholds.statusesRetriedPerFiveMinutes,
     ),
     iteratorAgeAlarm: alarm(
       'IteratorAgeAlarm',
-      "The aggregator is behind on the table's stream: progress is stale, and stream records expire after " +
-        '24 hours.',
-      sources.aggregator.metric('IteratorAge', maximum),
+      aggregator.metric('IteratorAge', maximum),
       thresholds.iteratorAgeMinutes * 60 * 1000,
     ),
-    aggregatorFailureAlarm: alarm(
-      'AggregatorFailureAlarm',
-      "The aggregator's event source discarded stream records and sent their description to the on-failure " +
-        'queue: the shards they touched are not recounted until they change again or are reconciled.',
-      sources.aggregatorFailureQueue.metricApproximateNumberOfMessagesVisible(maximum),
-      0,
-    ),
-    aggregatorErrorAlarm: alarm(
-      'AggregatorErrorAlarm',
-      'The aggregator failed whole invocations (not single records): the batch is retried and its stream ' +
-        'shard waits.',
-      sources.aggregator.metricErrors(sum),
-      0,
-    ),
-    foldsSkippedAlarm: alarm(
-      'FoldsSkippedAlarm',
-      'The aggregator skipped records whose fold failed with a non-transient error (metric FoldsSkipped).',
-      serviceMetric(METRICS.names.foldsSkipped, services.aggregator),
-      0,
-    ),
+    aggregatorFailureAlarm: alarm('AggregatorFailureAlarm', visible(sources.aggregatorFailureQueue), 0),
+    aggregatorErrorAlarm: alarm('AggregatorErrorAlarm', aggregator.metricErrors(sum), 0),
+    foldsSkippedAlarm: alarm('FoldsSkippedAlarm', count('foldsSkipped', 'aggregator'), 0),
     apiServerErrorAlarm: alarm(
       'ApiServerErrorAlarm',
-      'The API answered with 5xx statuses (handler errors become 500 responses, so Lambda Errors misses them).',
       sources.httpApi.metricServerError(sum),
       thresholds.apiServerErrorsPerFiveMinutes,
     ),
-    sweeperErrorAlarm: alarm(
-      'SweeperErrorAlarm',
-      'The sweeper failed whole runs: deadlines, cancels and idle recounts wait for the next run.',
-      sources.sweeper.metricErrors(sum),
-      0,
-    ),
-    sweepErrorsAlarm: alarm(
-      'SweepErrorsAlarm',
-      'The sweeper could not handle some due tasks (metric SweepErrors).',
-      serviceMetric(METRICS.names.sweepErrors, services.sweeper),
-      0,
-    ),
-    eventsUndeliverableAlarm: alarm(
-      'EventsUndeliverableAlarm',
-      'EventBridge refused events for good (metric EventsUndeliverable: no permission, a bus policy, an ' +
-        'invalid entry). They stay marked on their tasks and go out once the cause is fixed.',
-      serviceMetric(METRICS.names.eventsUndeliverable, services.sweeper),
-      0,
-    ),
-    unfoldedChangesAlarm: alarm(
-      'UnfoldedChangesAlarm',
-      "An idle recount found subtask changes minutes old that no fold counted (metric UnfoldedShards): the table's " +
-        'stream consumer is stopped, disabled or failing, and progress is stale.',
-      serviceMetric(METRICS.names.unfoldedShards, services.sweeper),
-      0,
-    ),
+    sweeperErrorAlarm: alarm('SweeperErrorAlarm', sweeper.metricErrors(sum), 0),
+    sweepErrorsAlarm: alarm('SweepErrorsAlarm', count('sweepErrors', 'sweeper'), 0),
+    eventsUndeliverableAlarm: alarm('EventsUndeliverableAlarm', count('eventsUndeliverable', 'sweeper'), 0),
+    unfoldedChangesAlarm: alarm('UnfoldedChangesAlarm', count('unfoldedShards', 'sweeper'), 0),
     throttleAlarms: {
-      applier: alarm(
-        'ApplierThrottleAlarm',
-        'Applier invocations were throttled: statuses wait in the queue.',
-        sources.applier.metricThrottles(sum),
-        thresholds.functionThrottlesPerFiveMinutes,
-      ),
-      aggregator: alarm(
-        'AggregatorThrottleAlarm',
-        'Aggregator invocations were throttled: its reserved concurrency is below stream shards times the ' +
-          'parallelization factor, and progress lags.',
-        sources.aggregator.metricThrottles(sum),
-        thresholds.functionThrottlesPerFiveMinutes,
-      ),
-      api: alarm(
-        'ApiThrottleAlarm',
-        'API function invocations were throttled at its reserved concurrency: callers got 5xx responses.',
-        sources.apiFunction.metricThrottles(sum),
-        thresholds.functionThrottlesPerFiveMinutes,
-      ),
-      sweeper: alarm(
-        'SweeperThrottleAlarm',
-        'Sweeper invocations were throttled: deadlines and idle recounts are late.',
-        sources.sweeper.metricThrottles(sum),
-        thresholds.functionThrottlesPerFiveMinutes,
-      ),
+      applier: throttled('ApplierThrottleAlarm', applier),
+      aggregator: throttled('AggregatorThrottleAlarm', aggregator),
+      api: throttled('ApiThrottleAlarm', apiFunction),
+      sweeper: throttled('SweeperThrottleAlarm', sweeper),
     },
     tableThrottleAlarm: alarm(
       'TableThrottleAlarm',
-      'DynamoDB throttled requests to the table (a hot partition or the on-demand throughput limits).',
       tableThrottledRequests(sources.table, sources.tableOperations),
       thresholds.tableThrottlesPerFiveMinutes,
     ),

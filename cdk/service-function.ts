@@ -14,21 +14,31 @@ const TRACING_REASON =
   'Resource "*" is required by the actions active tracing adds, xray:PutTraceSegments and ' +
   'xray:PutTelemetryRecords, which support no resource-level permissions';
 
-export interface ServiceFunctionOptions {
-  /** Entry file relative to the project root, e.g. `lambdas/applier/handler.ts`. */
-  readonly entry: string;
-  readonly description: string;
+export interface FunctionSizing {
   readonly timeout: Duration;
   readonly memorySize: number;
-  readonly environment: Readonly<Record<string, string>>;
-  readonly logRetention: logs.RetentionDays;
-  readonly logRemovalPolicy: RemovalPolicy;
   /**
    * Concurrency kept for this function alone (and its ceiling).
    *
    * @default - none: the function shares the account's unreserved concurrency
    */
-  readonly reservedConcurrentExecutions?: number;
+  readonly reservedConcurrency?: number;
+}
+
+export interface FunctionLogs {
+  readonly retention: logs.RetentionDays;
+  readonly removalPolicy: RemovalPolicy;
+}
+
+export interface ServiceFunctionOptions {
+  /** Entry file relative to the project root, e.g. `lambdas/applier/handler.ts`. */
+  readonly entry: string;
+  readonly description: string;
+  /** How long it may run, its memory and its reserved concurrency: the function's part of the resolved settings. */
+  readonly sizing: FunctionSizing;
+  readonly environment: Readonly<Record<string, string>>;
+  /** The same for every function of the service. */
+  readonly logs: FunctionLogs;
   /**
    * Why, besides tracing, the caller grants this function's role an action on every resource; completes the
    * AwsSolutions-IAM5 acknowledgement of its policy. Name the action and why it takes no resource.
@@ -48,8 +58,8 @@ export function createServiceFunction(
   options: ServiceFunctionOptions,
 ): NodejsFunction {
   const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
-    retention: options.logRetention,
-    removalPolicy: options.logRemovalPolicy,
+    retention: options.logs.retention,
+    removalPolicy: options.logs.removalPolicy,
   });
 
   // An own role instead of the default one: the default attaches AWSLambdaBasicExecutionRole, which may write
@@ -68,9 +78,9 @@ export function createServiceFunction(
     description: options.description,
     runtime: lambda.Runtime.NODEJS_22_X,
     architecture: lambda.Architecture.ARM_64,
-    timeout: options.timeout,
-    memorySize: options.memorySize,
-    reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+    timeout: options.sizing.timeout,
+    memorySize: options.sizing.memorySize,
+    reservedConcurrentExecutions: options.sizing.reservedConcurrency,
     // Active tracing, as Solutions Constructs enable it: one trace follows a status from the queue through the
     // applier's table calls, and a fold through its reads, writes and events (Powertools Tracer adds segments).
     tracing: lambda.Tracing.ACTIVE,

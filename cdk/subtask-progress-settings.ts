@@ -76,6 +76,18 @@ export interface ResolvedSettings {
   readonly alarmThresholds: Required<SubtaskProgressAlarmThresholds>;
 }
 
+/** A function's timeout and memory: the props where given, else the function's defaults. */
+function sizing(
+  timeout: Duration | undefined,
+  memorySize: number | undefined,
+  defaults: { readonly timeoutSeconds: number; readonly memoryMiB: number },
+) {
+  return {
+    timeout: timeout ?? Duration.seconds(defaults.timeoutSeconds),
+    memorySize: memorySize ?? defaults.memoryMiB,
+  };
+}
+
 /**
  * Validates the props and fills in the defaults. Throws on the first setting AWS would reject at deployment
  * (or that would make an alarm useless), naming the prop.
@@ -85,8 +97,7 @@ export function resolveSettings(props: SubtaskProgressProps): ResolvedSettings {
     applier: {
       batchSize: props.applierBatchSize ?? APPLIER.batchSize,
       maxBatchingWindow: props.applierMaxBatchingWindow ?? Duration.seconds(APPLIER.maxBatchingWindowSeconds),
-      timeout: props.applierTimeout ?? Duration.seconds(APPLIER.timeoutSeconds),
-      memorySize: props.applierMemorySize ?? APPLIER.memoryMiB,
+      ...sizing(props.applierTimeout, props.applierMemorySize, APPLIER),
       maxConcurrency: props.maxConcurrency ?? APPLIER.maxConcurrency,
     },
     aggregator: {
@@ -94,20 +105,17 @@ export function resolveSettings(props: SubtaskProgressProps): ResolvedSettings {
       maxBatchingWindow:
         props.aggregatorMaxBatchingWindow ?? Duration.seconds(AGGREGATOR.maxBatchingWindowSeconds),
       parallelizationFactor: props.aggregatorParallelizationFactor ?? AGGREGATOR.parallelizationFactor,
-      timeout: props.aggregatorTimeout ?? Duration.seconds(AGGREGATOR.timeoutSeconds),
-      memorySize: props.aggregatorMemorySize ?? AGGREGATOR.memoryMiB,
+      ...sizing(props.aggregatorTimeout, props.aggregatorMemorySize, AGGREGATOR),
       reservedConcurrency: props.aggregatorReservedConcurrency ?? AGGREGATOR.reservedConcurrency,
     },
     api: {
-      timeout: props.apiTimeout ?? Duration.seconds(API.timeoutSeconds),
-      memorySize: props.apiMemorySize ?? API.memoryMiB,
+      ...sizing(props.apiTimeout, props.apiMemorySize, API),
       reservedConcurrency: props.apiReservedConcurrency ?? API.reservedConcurrency,
       throttlingRateLimit: props.throttlingRateLimit ?? API_THROTTLING.rateLimit,
       throttlingBurstLimit: props.throttlingBurstLimit ?? API_THROTTLING.burstLimit,
     },
     sweeper: {
-      timeout: props.sweeperTimeout ?? Duration.seconds(SWEEPER.timeoutSeconds),
-      memorySize: props.sweeperMemorySize ?? SWEEPER.memoryMiB,
+      ...sizing(props.sweeperTimeout, props.sweeperMemorySize, SWEEPER),
       subtasksPerRun: props.sweeperSubtasksPerRun ?? SWEEPER.subtasksPerRun,
     },
     statusRetention: props.statusRetention ?? Duration.days(STATUS_QUEUE.retentionDays),

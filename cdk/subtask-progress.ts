@@ -130,6 +130,7 @@ export class SubtaskProgress extends Construct {
     super(scope, id);
 
     const { logRetention, removalPolicy } = settings;
+    const functionLogs = { retention: logRetention, removalPolicy };
     this.usesIamAuthorization =
       props.authorizer === undefined || props.authorizer instanceof HttpIamAuthorizer;
 
@@ -197,15 +198,13 @@ export class SubtaskProgress extends Construct {
     this.applier = createServiceFunction(this, 'Applier', {
       entry: 'lambdas/applier/handler.ts',
       description: 'Subtask status applier: status queue to subtask items',
-      timeout: settings.applier.timeout,
-      memorySize: settings.applier.memorySize,
+      sizing: settings.applier,
       environment: {
         [ENVIRONMENT.tableName]: this.table.tableName,
         [ENVIRONMENT.deadLetterQueueUrl]: this.deadLetterQueue.queueUrl,
         [ENVIRONMENT.receiveLimit]: String(STATUS_QUEUE.receiveLimit),
       },
-      logRetention,
-      logRemovalPolicy: removalPolicy,
+      logs: functionLogs,
     });
     this.grantTable(this.applier, TABLE_ACTIONS.applier);
     // The applier dead-letters permanent failures itself, with the reason attached.
@@ -223,15 +222,12 @@ export class SubtaskProgress extends Construct {
     this.aggregator = createServiceFunction(this, 'Aggregator', {
       entry: 'lambdas/aggregator/handler.ts',
       description: "Aggregator: recounts the shards the table's stream reports as changed, ends tasks",
-      timeout: settings.aggregator.timeout,
-      memorySize: settings.aggregator.memorySize,
-      reservedConcurrentExecutions: settings.aggregator.reservedConcurrency,
+      sizing: settings.aggregator,
       environment: {
         [ENVIRONMENT.tableName]: this.table.tableName,
         [ENVIRONMENT.eventBusName]: this.eventBus.eventBusName,
       },
-      logRetention,
-      logRemovalPolicy: removalPolicy,
+      logs: functionLogs,
       otherActionsOnEveryResource:
         'the stream event source grant (Table.grantStreamRead) puts dynamodb:ListStreams, a listing of the ' +
         'account\'s stream ARNs that returns no item data, on "*"; the stream reads themselves ' +
@@ -260,12 +256,9 @@ export class SubtaskProgress extends Construct {
     this.apiFunction = createServiceFunction(this, 'ApiFunction', {
       entry: 'lambdas/api/handler.ts',
       description: 'Progress API: task progress, subtask pages, initialize and cancel',
-      timeout: settings.api.timeout,
-      memorySize: settings.api.memorySize,
-      reservedConcurrentExecutions: settings.api.reservedConcurrency,
+      sizing: settings.api,
       environment: { [ENVIRONMENT.tableName]: this.table.tableName },
-      logRetention,
-      logRemovalPolicy: removalPolicy,
+      logs: functionLogs,
     });
     this.grantTable(this.apiFunction, TABLE_ACTIONS.api);
     this.grantTable(
@@ -277,15 +270,13 @@ export class SubtaskProgress extends Construct {
     this.sweeper = createServiceFunction(this, 'Sweeper', {
       entry: 'lambdas/sweeper/handler.ts',
       description: 'Sweeper: deadlines, subtask timeouts, unfinished initializations, idle recounts',
-      timeout: settings.sweeper.timeout,
-      memorySize: settings.sweeper.memorySize,
+      sizing: settings.sweeper,
       environment: {
         [ENVIRONMENT.tableName]: this.table.tableName,
         [ENVIRONMENT.eventBusName]: this.eventBus.eventBusName,
         [ENVIRONMENT.sweepSubtasksPerRun]: String(settings.sweeper.subtasksPerRun),
       },
-      logRetention,
-      logRemovalPolicy: removalPolicy,
+      logs: functionLogs,
     });
     this.grantTable(this.sweeper, TABLE_ACTIONS.sweeper);
     // It publishes again the events that are still marked unpublished.

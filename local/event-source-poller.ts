@@ -14,20 +14,19 @@ import {
 } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent, SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { z } from 'zod';
+import { sleep } from '../lambdas/core/backoff';
 import { APPLIER, serviceName } from '../lambdas/service-settings';
 import {
   ACCOUNT_ID,
-  batchResponseSchema,
   DeadlineInvocations,
   describeError,
   type EventSourceOptions,
+  failedItems,
   InvocationTimeoutError,
-  lambdaContext,
-  sleep,
   withoutUndefined,
 } from './lambda-invocation';
 
-/** Its answer is checked like any untrusted input (`batchResponseSchema` in `lambda-invocation.ts`). */
+/** Its answer is checked like any untrusted input (`failedItems` in `lambda-invocation.ts`). */
 export type SqsHandler = (event: SQSEvent, context: Context) => Promise<unknown>;
 
 export interface BatchReport {
@@ -181,21 +180,14 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
   }
 
   async function invoke(event: SQSEvent): Promise<string[]> {
-    const deadline = Date.now() + timeoutMs;
-    const context = lambdaContext(
-      { functionName, region: options.region, memoryMiB: APPLIER.memoryMiB },
-      deadline,
-    );
     const response = await invocations.invoke(
-      async () => handler(event, context),
-      deadline,
+      handler,
+      event,
+      { functionName, region: options.region, memoryMiB: APPLIER.memoryMiB },
+      Date.now() + timeoutMs,
       () => new InvocationTimeoutError(timeoutMs),
     );
-    const failures = batchResponseSchema.parse(response).map((failure) => failure.itemIdentifier);
-    const inBatch = new Set(event.Records.map((record) => record.messageId));
-    const unknown = failures.find((id) => !inBatch.has(id));
-    if (unknown !== undefined) throw new Error(`batchItemFailures names '${unknown}', not in the batch`);
-    return failures;
+    return failedItems(response, new Set(event.Records.map((record) => record.messageId)));
   }
 
   /** Deletes the given records; one that fails to delete is simply delivered again, which is harmless. */

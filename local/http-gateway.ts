@@ -14,7 +14,7 @@ import { LOOPBACK_HOST, listenOnLoopback } from '../client/loopback-server';
 import { matchRoute, ROUTES } from '../lambdas/core/routes';
 import { API, serviceName } from '../lambdas/service-settings';
 import { LOCAL_REGION } from './emulators';
-import { ACCOUNT_ID, DeadlineInvocations, lambdaContext } from './lambda-invocation';
+import { ACCOUNT_ID, DeadlineInvocations } from './lambda-invocation';
 
 /** Its result is checked like any untrusted input, so it is typed as what it may be: anything. */
 export type ApiHandler = (event: APIGatewayProxyEventV2, context: Context) => Promise<unknown>;
@@ -247,9 +247,10 @@ export async function startHttpGateway(options: HttpGatewayOptions): Promise<Run
 
   /** Invokes the function, or fails with `IntegrationTimeoutError` once the request's time is up. */
   function invoke(event: APIGatewayProxyEventV2, deadline: number): Promise<unknown> {
-    const context = lambdaContext({ functionName, region: LOCAL_REGION, memoryMiB: API.memoryMiB }, deadline);
     return invocations.invoke(
-      async () => options.handler(event, context),
+      options.handler,
+      event,
+      { functionName, region: LOCAL_REGION, memoryMiB: API.memoryMiB },
       deadline,
       () => new IntegrationTimeoutError(timeoutMs),
     );

@@ -49,7 +49,7 @@ export class InvocationTimeoutError extends Error {
  * What Lambda accepts back from a batch function (SQS or a stream). An empty or null response, or an empty or null
  * list, means "all succeeded"; an identifier that is empty or missing fails the whole batch.
  */
-export const batchResponseSchema = z
+const batchResponseSchema = z
   .object({
     batchItemFailures: z
       .array(z.object({ itemIdentifier: z.string().min(1) }))
@@ -59,12 +59,37 @@ export const batchResponseSchema = z
   .nullish()
   .transform((response) => response?.batchItemFailures ?? []);
 
+/** What an event source mapping reports when a batch function's answer fails the whole batch. */
+export class InvalidBatchResponseError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InvalidBatchResponseError';
+  }
+}
+
+/**
+ * The identifiers of the records a batch function reported failed, read as its event source mapping reads them:
+ * an answer that is not a batch response, or that names a record not in the batch, fails the whole batch.
+ */
+export function failedItems(response: unknown, batch: ReadonlySet<string>): string[] {
+  const parsed = batchResponseSchema.safeParse(response);
+  if (!parsed.success) {
+    throw new InvalidBatchResponseError(
+      'the response is not a batch response with non-empty itemIdentifiers',
+    );
+  }
+  const failed = parsed.data.map((failure) => failure.itemIdentifier);
+  const unknown = failed.find((id) => !batch.has(id));
+  if (unknown !== undefined) {
+    throw new InvalidBatchResponseError(`batchItemFailures names '${unknown}', not in the batch`);
+  }
+  return failed;
+}
+
 /** `value` without its undefined fields, as a JSON event from Lambda has them. */
 export function withoutUndefined<T extends Record<string, unknown>>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, entry]) => entry !== undefined)) as T;
 }
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /**
  * Invocations of one stand-in, each raced against its deadline. One that outlives it fails with the stand-in's
@@ -74,8 +99,15 @@ export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(r
 export class DeadlineInvocations {
   private readonly overrun = new Set<Promise<unknown>>();
 
-  async invoke<T>(run: () => Promise<T>, deadline: number, timedOut: () => Error): Promise<T> {
-    const invocation = run();
+  /** Invokes `handler` as Lambda does `target`: with a context whose remaining time counts down to `deadline`. */
+  async invoke<Event>(
+    handler: (event: Event, context: Context) => Promise<unknown>,
+    event: Event,
+    target: InvocationTarget,
+    deadline: number,
+    timedOut: () => Error,
+  ): Promise<unknown> {
+    const invocation = handler(event, lambdaContext(target, deadline));
     let timer: NodeJS.Timeout | undefined;
     let expired = false;
     const timeout = new Promise<never>((_, reject) => {

@@ -18,16 +18,10 @@ import {
   type Shard,
 } from '@aws-sdk/client-dynamodb-streams';
 import type { Context, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from 'aws-lambda';
+import { sleep } from '../lambdas/core/backoff';
 import { AGGREGATOR, serviceName } from '../lambdas/service-settings';
-import {
-  batchResponseSchema,
-  DeadlineInvocations,
-  describeError,
-  type EventSourceOptions,
-  InvocationTimeoutError,
-  lambdaContext,
-  sleep,
-} from './lambda-invocation';
+import type { EventSourceOptions } from './lambda-invocation';
+import { DeadlineInvocations, describeError, failedItems, InvocationTimeoutError } from './lambda-invocation';
 import { sequenceNumber, toRecord } from './lambda-stream-records';
 import { deferred, newShard, type ShardState, WakeableTimer } from './stream-shard';
 
@@ -85,13 +79,6 @@ const MAX_BACKOFF_MS = 5_000;
 /** 100 ms after the first failure in a row, doubling up to 5 s. */
 function backoffMs(failures: number): number {
   return Math.min(MAX_BACKOFF_MS, FIRST_BACKOFF_MS * 2 ** Math.max(0, failures - 1));
-}
-
-class InvalidBatchResponseError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidBatchResponseError';
-  }
 }
 
 interface CatchUpWaiter {
@@ -240,32 +227,17 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
 
   /** Invokes the handler; returns the index of the lowest failed record, or undefined if all succeeded. */
   async function invoke(records: readonly DynamoDBRecord[]): Promise<number | undefined> {
-    const deadline = Date.now() + timeoutMs;
-    // Each invocation gets its own copy, as each Lambda invocation parses its own JSON.
-    const event: DynamoDBStreamEvent = { Records: structuredClone([...records]) };
-    const context = lambdaContext({ functionName, region, memoryMiB: AGGREGATOR.memoryMiB }, deadline);
+    const positions = new Map(records.map((record, index) => [sequenceNumber(record), index]));
     const response = await invocations.invoke(
-      async () => handler(event, context),
-      deadline,
+      handler,
+      // Each invocation gets its own copy, as each Lambda invocation parses its own JSON.
+      { Records: structuredClone([...records]) },
+      { functionName, region, memoryMiB: AGGREGATOR.memoryMiB },
+      Date.now() + timeoutMs,
       () => new InvocationTimeoutError(timeoutMs),
     );
-    const parsed = batchResponseSchema.safeParse(response);
-    if (!parsed.success) {
-      throw new InvalidBatchResponseError(
-        'the response is not a batch response with non-empty itemIdentifiers',
-      );
-    }
-    if (parsed.data.length === 0) return undefined;
-    const positions = new Map(records.map((record, index) => [sequenceNumber(record), index]));
-    let lowest = records.length;
-    for (const { itemIdentifier } of parsed.data) {
-      const index = positions.get(itemIdentifier);
-      if (index === undefined) {
-        throw new InvalidBatchResponseError(`batchItemFailures names '${itemIdentifier}', not in the batch`);
-      }
-      lowest = Math.min(lowest, index);
-    }
-    return lowest;
+    const failed = failedItems(response, new Set(positions.keys())).map((id) => positions.get(id) ?? 0);
+    return failed.length === 0 ? undefined : Math.min(...failed);
   }
 
   /** Hands `batch` to the handler and moves the shard's checkpoint. Returns whether anything must come again. */

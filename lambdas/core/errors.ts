@@ -12,6 +12,17 @@ export abstract class ProgressError extends Error {
   }
 }
 
+/**
+ * The base of an error whose code and fate are fixed: `class X extends ErrorKind('X_CODE', true) {}` declares
+ * both where the class is named.
+ */
+function ErrorKind(code: string, permanent: boolean) {
+  return class extends ProgressError {
+    readonly code = code;
+    readonly permanent = permanent;
+  };
+}
+
 /** A message body that is not a valid status message (rule 1). `code` says which check it failed. */
 export class InvalidMessageError extends ProgressError {
   readonly permanent = true;
@@ -25,27 +36,21 @@ export class InvalidMessageError extends ProgressError {
 }
 
 /** The task has no record yet; its initialization may still be in flight (rule 2). */
-export class TaskNotFoundError extends ProgressError {
-  readonly code = 'UNKNOWN_TASK';
-  readonly permanent = false;
+export class TaskNotFoundError extends ErrorKind('UNKNOWN_TASK', false) {
   constructor(readonly taskId: string) {
     super(`Task '${taskId}' is not initialized`);
   }
 }
 
 /** The task record exists but its initialization has not finished: its subtask items may not all exist yet. */
-export class TaskNotReadyError extends ProgressError {
-  readonly code = 'TASK_NOT_READY';
-  readonly permanent = false;
+export class TaskNotReadyError extends ErrorKind('TASK_NOT_READY', false) {
   constructor(readonly taskId: string) {
     super(`Task '${taskId}' is still being initialized`);
   }
 }
 
 /** The message names a generation of the task that has been replaced by a re-initialization. */
-export class StaleGenerationError extends ProgressError {
-  readonly code = 'STALE_GENERATION';
-  readonly permanent = true;
+export class StaleGenerationError extends ErrorKind('STALE_GENERATION', true) {
   constructor(
     readonly taskId: string,
     readonly generation: string,
@@ -55,9 +60,7 @@ export class StaleGenerationError extends ProgressError {
 }
 
 /** The task exists but never had this subtask (rule 3). */
-export class UnknownSubtaskError extends ProgressError {
-  readonly code = 'UNKNOWN_SUBTASK';
-  readonly permanent = true;
+export class UnknownSubtaskError extends ErrorKind('UNKNOWN_SUBTASK', true) {
   constructor(
     readonly taskId: string,
     readonly subtaskId: string,
@@ -67,15 +70,10 @@ export class UnknownSubtaskError extends ProgressError {
 }
 
 /** An initialize request that can never succeed as written (empty, duplicate or malformed subtask ids, …). */
-export class InvalidInitializeRequestError extends ProgressError {
-  readonly code = 'INVALID_INITIALIZE_REQUEST';
-  readonly permanent = true;
-}
+export class InvalidInitializeRequestError extends ErrorKind('INVALID_INITIALIZE_REQUEST', true) {}
 
 /** The task was already initialized with another request; `fields` names what differs. */
-export class InitializeConflictError extends ProgressError {
-  readonly code = 'INITIALIZE_CONFLICT';
-  readonly permanent = true;
+export class InitializeConflictError extends ErrorKind('INITIALIZE_CONFLICT', true) {
   constructor(
     readonly taskId: string,
     readonly fields: readonly string[],
@@ -85,19 +83,10 @@ export class InitializeConflictError extends ProgressError {
 }
 
 /** A cancel the task cannot take: it has ended, or it is not ready yet. */
-export class CancelConflictError extends ProgressError {
-  readonly code = 'CANCEL_CONFLICT';
-  readonly permanent = true;
-}
+export class CancelConflictError extends ErrorKind('CANCEL_CONFLICT', true) {}
 
 /** The store asked us to slow down (throttling, capacity); retried by SQS redelivery. */
-export class StoreUnavailableError extends ProgressError {
-  readonly code = 'STORE_UNAVAILABLE';
-  readonly permanent = false;
-}
+export class StoreUnavailableError extends ErrorKind('STORE_UNAVAILABLE', false) {}
 
 /** Conflicts kept winning until the attempt budget or the Lambda's remaining time ran out. */
-export class RetriesExhaustedError extends ProgressError {
-  readonly code = 'RETRIES_EXHAUSTED';
-  readonly permanent = false;
-}
+export class RetriesExhaustedError extends ErrorKind('RETRIES_EXHAUSTED', false) {}

@@ -380,22 +380,25 @@ function ttlOf(task: TaskRecord): { expires_at?: number } {
 
 /** A zero counter per write shard of `task`, of its generation, with vsum 0, changed last at `createdMs`. */
 export function initialCounters(task: TaskRecord, createdMs: number): ShardCounter[] {
-  return task.shard_sizes.map(
-    (_, shard): ShardCounter => ({
-      task_id: task.task_id,
-      shard,
-      generation: task.generation,
-      counts: ZERO_COUNTS,
-      subtasks_succeeded: 0,
-      subtasks_failed: 0,
-      done: 0,
-      lost: 0,
-      in_flight: ZERO_COUNTS,
-      latest_change_ms: createdMs,
-      vsum: 0,
-      ...ttlOf(task),
-    }),
-  );
+  return task.shard_sizes.map((_, shard) => zeroCounter(task, shard, createdMs));
+}
+
+/** Write shard `shard` of `task` with nothing counted yet, changed last at `createdMs`. */
+export function zeroCounter(task: TaskRecord, shard: number, createdMs: number): ShardCounter {
+  return {
+    task_id: task.task_id,
+    shard,
+    generation: task.generation,
+    counts: ZERO_COUNTS,
+    subtasks_succeeded: 0,
+    subtasks_failed: 0,
+    done: 0,
+    lost: 0,
+    in_flight: ZERO_COUNTS,
+    latest_change_ms: createdMs,
+    vsum: 0,
+    ...ttlOf(task),
+  };
 }
 
 /**

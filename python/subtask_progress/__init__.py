@@ -2,68 +2,15 @@
 service's SQS queue and HTTP API. ``from subtask_progress.subtasks import …`` is the drop-in; the same names are
 here, beside ``SubtaskProgressClient`` and the errors."""
 
+from . import errors, subtasks
 from .client import InitializedTask, SubtaskProgressClient, TaskProgress
-from .errors import (
-    ApiError,
-    ApiUnreachableError,
-    CancelConflictError,
-    ConfigurationError,
-    InitializeConflictError,
-    InvalidInitializeRequestError,
-    InvalidSubtaskStatusError,
-    SubtaskProgressError,
-    UnexpectedResponseError,
-)
-from .status import (
-    FAILURE,
-    PROGRESS,
-    QUEUING,
-    READY_STATES,
-    RETRY,
-    REVOKED,
-    SUBTASK_STATES,
-    SUCCESS,
-    SubtaskStatus,
-    create_subtask_status,
-    increment_subtask_status,
-)
-from .subtasks import (
-    cancel_task,
-    default_client,
-    get_task_progress,
-    initialize_subtask_info,
-    set_default_client,
-    update_subtask_status,
-)
+from .errors import *  # noqa: F403 (the whole error family, as errors.__all__ names it)
+from .status import FAILURE, PROGRESS, QUEUING, READY_STATES, RETRY, REVOKED, SUBTASK_STATES, SUCCESS, SubtaskStatus
+from .subtasks import *  # noqa: F403 (the drop-in functions, as subtasks.__all__ names them)
 
 __all__ = [
-    "FAILURE",
-    "PROGRESS",
-    "QUEUING",
-    "READY_STATES",
-    "RETRY",
-    "REVOKED",
-    "SUBTASK_STATES",
-    "SUCCESS",
-    "ApiError",
-    "ApiUnreachableError",
-    "CancelConflictError",
-    "ConfigurationError",
-    "InitializeConflictError",
-    "InitializedTask",
-    "InvalidInitializeRequestError",
-    "InvalidSubtaskStatusError",
-    "SubtaskProgressClient",
-    "SubtaskProgressError",
-    "SubtaskStatus",
-    "TaskProgress",
-    "UnexpectedResponseError",
-    "cancel_task",
-    "create_subtask_status",
-    "default_client",
-    "get_task_progress",
-    "increment_subtask_status",
-    "initialize_subtask_info",
-    "set_default_client",
-    "update_subtask_status",
+    "InitializedTask", "SubtaskProgressClient", "TaskProgress", "SubtaskStatus",
+    "FAILURE", "PROGRESS", "QUEUING", "READY_STATES", "RETRY", "REVOKED", "SUBTASK_STATES", "SUCCESS",
 ]
+__all__ += errors.__all__
+__all__ += subtasks.__all__

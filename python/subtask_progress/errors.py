@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
+__all__ = [
+    "SubtaskProgressError", "ConfigurationError", "InvalidSubtaskStatusError", "ApiUnreachableError",
+    "UnexpectedResponseError", "ApiError", "InitializeConflictError", "InvalidInitializeRequestError",
+    "CancelConflictError",
+]
+
 
 class SubtaskProgressError(Exception):
     """Base of every error this module raises itself (botocore's own errors from SQS pass through as they are)."""

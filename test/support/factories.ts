@@ -22,7 +22,7 @@ import {
   type ShardCounter,
   type SubtaskRecord,
   type TaskRecord,
-  ZERO_COUNTS,
+  zeroCounter,
 } from '../../lambdas/core/task';
 import { TABLE_KEYS } from '../../lambdas/service-settings';
 
@@ -89,20 +89,7 @@ export function shardCounter(
   shard: number,
   overrides: Partial<ShardCounter> = {},
 ): ShardCounter {
-  return {
-    task_id: task.task_id,
-    shard,
-    generation: task.generation,
-    counts: ZERO_COUNTS,
-    subtasks_succeeded: 0,
-    subtasks_failed: 0,
-    done: 0,
-    lost: 0,
-    in_flight: ZERO_COUNTS,
-    latest_change_ms: Date.parse(task.created_at),
-    vsum: 0,
-    ...overrides,
-  };
+  return { ...zeroCounter(task, shard, Date.parse(task.created_at)), ...overrides };
 }
 
 export function status(subtaskId: string, counts: StatusCounts = {}): SubtaskStatus {
