@@ -25,19 +25,12 @@ import { TaskStore } from '../lambdas/store/task-store';
 import { LOCAL_CREDENTIALS, LOCAL_REGION } from '../local/emulators';
 import { startLocalStack } from '../local/local-stack';
 import { type Delivery, expectedProgress, subtaskIdsFor, type Workload } from '../test/support/workload';
-import { percentile } from './streamed/read-lag';
+import { type LagFigures, percentile } from './streamed/read-lag';
 
-export interface StackLagResult {
+/** Its samples are probe statuses a GET showed; `unseen`, those no GET showed within a minute. */
+export interface StackLagResult extends LagFigures {
   readonly appliers: number;
   readonly probeTasks: number;
-  /** Probes whose status a GET showed. */
-  readonly samples: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly maxMs: number;
-  /** Probes no GET showed within a minute. */
-  readonly unseen: number;
-  readonly pollIntervalMs: number;
   /** The load: the hot task's statuses sent (within the budget), and how long the stack took to apply them. */
   readonly loadDeliveries: number;
   readonly loadSeconds: number;

@@ -21,16 +21,20 @@ interface PendingWrite {
   readonly handedAt: number;
 }
 
-export interface ReadLagSummary {
-  /** Subtask writes whose effect a read showed. */
+/** How long a write took to show in a read, over the writes a reader watched. */
+export interface LagFigures {
+  /** Writes whose effect a read showed. */
   readonly samples: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly maxMs: number;
-  /** Applied subtask writes no read ever showed (must be 0 once the fold caught up). */
+  /** Writes no read ever showed (must be 0 once the fold caught up). */
   readonly unseen: number;
   /** How often the reader polled. */
   readonly pollIntervalMs: number;
+}
+
+export interface ReadLagSummary extends LagFigures {
   readonly polls: number;
 }
 
