@@ -11,10 +11,9 @@
  * guards let only newer sums through, so the first mapping recorded for a sum is the one the task shows.
  */
 
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { recountShard } from '../../lambdas/core/fold';
 import type { ShardCounter, SubtaskRecord, TaskRecord } from '../../lambdas/core/task';
-import { type StoreObserver, TaskStore } from '../../lambdas/store/task-store';
+import type { FoldStore, TaskStore } from '../../lambdas/store/task-store';
 
 interface PendingWrite {
   readonly version: number;
@@ -134,28 +133,27 @@ export class ReadLagTracer {
   }
 }
 
-/** The service's store for the aggregator, telling `tracer` what each recount and refresh read. */
-export class TracedTaskStore extends TaskStore {
-  constructor(
-    db: DynamoDBDocumentClient,
-    tableName: string,
-    observer: StoreObserver,
-    private readonly tracer: ReadLagTracer,
-  ) {
-    super(db, tableName, observer);
-  }
-
-  override async readShard(task: TaskRecord, shard: number): Promise<SubtaskRecord[]> {
-    const items = await super.readShard(task, shard);
-    this.tracer.noteRecount(task, shard, items);
-    return items;
-  }
-
-  override async getCounters(task: TaskRecord): Promise<ShardCounter[]> {
-    const counters = await super.getCounters(task);
-    this.tracer.noteCounters(task, counters);
-    return counters;
-  }
+/**
+ * `store` as the aggregator sees it, telling `tracer` what each recount and refresh read: a wrapper around the
+ * fold's narrow interface, so the service's store stays as it is deployed.
+ */
+export function tracedFoldStore(store: FoldStore, tracer: ReadLagTracer): FoldStore {
+  return {
+    getTask: store.getTask.bind(store),
+    writeCounter: store.writeCounter.bind(store),
+    writeFold: store.writeFold.bind(store),
+    pendingEvents: store.pendingEvents,
+    async readShard(task, shard) {
+      const items = await store.readShard(task, shard);
+      tracer.noteRecount(task, shard, items);
+      return items;
+    },
+    async getCounters(task) {
+      const counters = await store.getCounters(task);
+      tracer.noteCounters(task, counters);
+      return counters;
+    },
+  };
 }
 
 /** Polls `getTask` every `intervalMs` until stopped, handing each result to the tracer. */

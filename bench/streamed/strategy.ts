@@ -31,7 +31,7 @@ import {
   type VersionCheck,
 } from '../types';
 import { StreamMeter } from './meter';
-import { percentile, ReadLagTracer, startReader, TracedTaskStore } from './read-lag';
+import { percentile, ReadLagTracer, startReader, tracedFoldStore } from './read-lag';
 
 const SILENT_LOG: Log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
@@ -98,7 +98,7 @@ export function streamedStrategy(context: StrategyContext): Strategy {
   let subtaskWrites = 0;
 
   const handler = createAggregatorHandler({
-    store: new TracedTaskStore(aggregatorClient.db, tableName, meter.observer('fold'), tracer),
+    store: tracedFoldStore(new TaskStore(aggregatorClient.db, tableName, meter.observer('fold')), tracer),
     events: NO_EVENTS,
     now: Date.now,
     logger: new KeepingLogger(foldProblems),
