@@ -378,12 +378,11 @@ function ttlOf(task: TaskRecord): { expires_at?: number } {
   return task.expires_at === undefined ? {} : { expires_at: task.expires_at };
 }
 
-/** A zero counter per write shard of `task`, of its generation, with vsum 0, changed last at `createdMs`. */
-export function initialCounters(task: TaskRecord, createdMs: number): ShardCounter[] {
-  return task.shard_sizes.map((_, shard) => zeroCounter(task, shard, createdMs));
-}
+/** A zero counter per write shard of `task`. */
+export const initialCounters = (task: TaskRecord, createdMs: number): ShardCounter[] =>
+  task.shard_sizes.map((_, shard) => zeroCounter(task, shard, createdMs));
 
-/** Write shard `shard` of `task` with nothing counted yet, changed last at `createdMs`. */
+/** The counter of write shard `shard` of `task` with nothing counted: its generation, vsum 0, changed at `createdMs`. */
 export function zeroCounter(task: TaskRecord, shard: number, createdMs: number): ShardCounter {
   return {
     task_id: task.task_id,
