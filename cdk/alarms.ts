@@ -8,12 +8,6 @@ import type { Construct } from 'constructs';
 import { METRICS } from '../lambdas/service-settings';
 import type { SubtaskProgressAlarmThresholds } from './subtask-progress-props';
 
-/**
- * Where the handlers' Powertools metrics land: the namespace each handler sets, and the `service` dimension
- * Powertools adds from each handler's service name. Alarms on other names would wait for data forever.
- */
-export const SERVICE_METRICS = METRICS;
-
 /** One window for every alarm, so that each threshold reads as "per 5 minutes". */
 const PERIOD = Duration.minutes(5);
 
@@ -133,11 +127,12 @@ export function createAlarms(
   const sum = { period: PERIOD, statistic: cloudwatch.Stats.SUM };
   const maximum = { period: PERIOD, statistic: cloudwatch.Stats.MAXIMUM };
   const visible = (queue: sqs.IQueue) => queue.metricApproximateNumberOfMessagesVisible(maximum);
+  // The names the handlers publish under (`METRICS`): an alarm on any other name would wait for data forever.
   const count = (name: keyof typeof METRICS.names, service: keyof typeof METRICS.services) =>
     new cloudwatch.Metric({
-      namespace: SERVICE_METRICS.namespace,
+      namespace: METRICS.namespace,
       metricName: METRICS.names[name],
-      dimensionsMap: { [SERVICE_METRICS.dimension]: METRICS.services[service] },
+      dimensionsMap: { [METRICS.dimension]: METRICS.services[service] },
       ...sum,
     });
   const { applier, aggregator, apiFunction, sweeper } = sources;

@@ -187,7 +187,7 @@ export function startEventSourcePoller(options: EventSourcePollerOptions): Event
       Date.now() + timeoutMs,
       () => new InvocationTimeoutError(timeoutMs),
     );
-    return failedItems(response, new Set(event.Records.map((record) => record.messageId)));
+    return failedItems(response, new Map(event.Records.map(({ messageId }) => [messageId, messageId])));
   }
 
   /** Deletes the given records; one that fails to delete is simply delivered again, which is harmless. */

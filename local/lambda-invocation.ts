@@ -68,22 +68,24 @@ export class InvalidBatchResponseError extends Error {
 }
 
 /**
- * The identifiers of the records a batch function reported failed, read as its event source mapping reads them:
- * an answer that is not a batch response, or that names a record not in the batch, fails the whole batch.
+ * The records a batch function reported failed, read as its event source mapping reads them: `batch` maps each
+ * record's identifier to what the caller wants back for it. An answer that is not a batch response, or that
+ * names a record not in the batch, fails the whole batch.
  */
-export function failedItems(response: unknown, batch: ReadonlySet<string>): string[] {
+export function failedItems<Item>(response: unknown, batch: ReadonlyMap<string, Item>): Item[] {
   const parsed = batchResponseSchema.safeParse(response);
   if (!parsed.success) {
     throw new InvalidBatchResponseError(
       'the response is not a batch response with non-empty itemIdentifiers',
     );
   }
-  const failed = parsed.data.map((failure) => failure.itemIdentifier);
-  const unknown = failed.find((id) => !batch.has(id));
-  if (unknown !== undefined) {
-    throw new InvalidBatchResponseError(`batchItemFailures names '${unknown}', not in the batch`);
-  }
-  return failed;
+  return parsed.data.map(({ itemIdentifier }) => {
+    const item = batch.get(itemIdentifier);
+    if (item === undefined) {
+      throw new InvalidBatchResponseError(`batchItemFailures names '${itemIdentifier}', not in the batch`);
+    }
+    return item;
+  });
 }
 
 /** `value` without its undefined fields, as a JSON event from Lambda has them. */

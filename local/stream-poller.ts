@@ -236,7 +236,7 @@ export function startStreamPoller(options: StreamPollerOptions): StreamPoller {
       Date.now() + timeoutMs,
       () => new InvocationTimeoutError(timeoutMs),
     );
-    const failed = failedItems(response, new Set(positions.keys())).map((id) => positions.get(id) ?? 0);
+    const failed = failedItems(response, positions);
     return failed.length === 0 ? undefined : Math.min(...failed);
   }
 
